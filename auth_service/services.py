@@ -1,0 +1,169 @@
+"""Accounts, sessions and password resets. Plain functions: no request, one commit per call."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from auth_service.errors import EmailTaken, InvalidCredentials, InvalidResetToken
+from auth_service.mail import send_mail
+from auth_service.models import PasswordResetToken, Session, User
+from auth_service.passwords import hash_password, verify_password
+from shared.config import Settings
+from shared.db import db, utcnow
+from shared.tokens import session_codec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    session_token: str
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def register_user(settings: Settings, email: str, password: str) -> SignedIn:
+    """Create an account and its first session; 409 email_taken if the email is in use."""
+    password_hash = hash_password(password, settings.bcrypt_rounds)
+    user = User(email=normalize_email(email), password_hash=password_hash)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise EmailTaken() from None
+    signed_in = _start_session(settings, user)
+    db.session.commit()
+    logger.info("user registered", extra={"user_id": user.id})
+    return signed_in
+
+
+@functools.cache
+def _dummy_hash(rounds: int) -> str:
+    """Checked when the email is unknown, so both failures cost the same bcrypt work."""
+    return hash_password(secrets.token_hex(16), rounds)
+
+
+def authenticate(settings: Settings, email: str, password: str) -> SignedIn:
+    """Check the password and start a session; the same 401 for an unknown email or a wrong password."""
+    user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        verify_password(password, _dummy_hash(settings.bcrypt_rounds))
+        raise InvalidCredentials()
+    if not verify_password(password, user.password_hash):
+        logger.info("login failed", extra={"user_id": user.id})
+        raise InvalidCredentials()
+    signed_in = _start_session(settings, user)
+    db.session.commit()
+    return signed_in
+
+
+def _start_session(settings: Settings, user: User) -> SignedIn:
+    ttl = timedelta(hours=settings.session_ttl_hours)
+    session = Session(user_id=user.id, expires_at=utcnow() + ttl)
+    db.session.add(session)
+    db.session.flush()
+    token = session_codec(settings.auth_secret).encode(
+        {"uid": user.id, "sid": session.id}, ttl.total_seconds()
+    )
+    return SignedIn(user=user, session_token=token)
+
+
+def end_session(session_id: str) -> None:
+    """Revoke one session: its cookie, even replayed, no longer works."""
+    db.session.execute(
+        sa.update(Session)
+        .where(Session.id == session_id, Session.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    db.session.commit()
+
+
+def live_session_user(session_id: str) -> str | None:
+    """The user of a session that is neither revoked nor expired, else None."""
+    return db.session.scalar(
+        sa.select(Session.user_id).where(
+            Session.id == session_id, Session.revoked_at.is_(None), Session.expires_at > utcnow()
+        )
+    )
+
+
+def get_user(user_id: str) -> User | None:
+    return db.session.get(User, user_id)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def request_password_reset(settings: Settings, email: str) -> None:
+    """Mail a one-time reset link if the account exists; says nothing either way."""
+    user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        logger.info("password reset requested for an unknown email")
+        return
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        PasswordResetToken(
+            user_id=user.id,
+            token_hash=_hash_token(token),
+            expires_at=utcnow() + timedelta(minutes=settings.password_reset_ttl_minutes),
+        )
+    )
+    db.session.commit()
+    link = f"{settings.app_base_url}/reset?token={quote(token)}"
+    send_mail(
+        settings,
+        to=user.email,
+        subject="Reset your KeyLM password",
+        body=(
+            "Someone asked to reset the password of your KeyLM account.\n\n"
+            f"To choose a new password, open this link within "
+            f"{settings.password_reset_ttl_minutes} minutes:\n\n{link}\n\n"
+            "If it was not you, ignore this mail: your password stays as it is.\n"
+        ),
+    )
+    logger.info("password reset mailed", extra={"user_id": user.id})
+
+
+def confirm_password_reset(settings: Settings, token: str, new_password: str) -> None:
+    """Spend the token (once), set the password, and end every session of that user."""
+    now = utcnow()
+    # One conditional UPDATE spends the token, so two concurrent confirms cannot both succeed.
+    user_id = db.session.scalar(
+        sa.update(PasswordResetToken)
+        .where(
+            PasswordResetToken.token_hash == _hash_token(token),
+            PasswordResetToken.used_at.is_(None),
+            PasswordResetToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(PasswordResetToken.user_id)
+    )
+    if user_id is None:
+        db.session.rollback()
+        raise InvalidResetToken()
+    db.session.execute(
+        sa.update(User)
+        .where(User.id == user_id)
+        .values(password_hash=hash_password(new_password, settings.bcrypt_rounds))
+    )
+    db.session.execute(
+        sa.update(Session)
+        .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.session.commit()
+    logger.info("password reset; all sessions ended", extra={"user_id": user_id})

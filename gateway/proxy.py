@@ -1,0 +1,104 @@
+"""Forwarding to the services: a whitelist of headers each way, and unbuffered SSE pass-through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import requests
+from flask import Response, g, request, stream_with_context
+
+from gateway.sessions import COOKIE_NAME, Identity
+from shared.http import ServiceClient, error_from_response
+from shared.metrics import OPEN_STREAMS
+from shared.sse import PING, PING_BYTES, pump
+from shared.tokens import CLEAR_SESSION_HEADER, SET_SESSION_HEADER
+from shared.web import get_settings
+
+logger = logging.getLogger(__name__)
+
+# Only these travel from the browser to a service. Anything else (X-User-Id, X-KeyLM-Internal,
+# Cookie, ...) is dropped: a service learns who is calling from the signed credential alone.
+FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "Last-Event-ID")
+FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control", "X-Accel-Buffering", "Retry-After")
+# Longer than any provider call a service may make on the caller's behalf (key validation).
+PROXY_READ_TIMEOUT = 90.0
+
+
+def forward(client: ServiceClient, service: str, identity: Identity | None) -> Response:
+    """Send this request to `service` as the given user and relay the answer."""
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    path = request.full_path if request.query_string else request.path
+    upstream = client.request(
+        service,
+        request.method,
+        path,
+        user_id=identity.user_id if identity else None,
+        session_id=identity.session_id if identity else None,
+        data=request.get_data(),
+        extra_headers=headers,
+        stream=True,
+        read_timeout=PROXY_READ_TIMEOUT,
+    )
+    if upstream.status_code >= 500 and not _is_json(upstream):
+        upstream.close()
+        raise error_from_response(upstream.status_code, None, service)
+    if upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
+        response = Response(stream_with_context(_relay(upstream)), status=upstream.status_code)
+    else:
+        response = Response(upstream.content, status=upstream.status_code)
+        upstream.close()
+    for name in FORWARDED_RESPONSE_HEADERS:
+        if name in upstream.headers:
+            response.headers[name] = upstream.headers[name]
+    _apply_session_headers(upstream, response)
+    return response
+
+
+def _is_json(upstream: requests.Response) -> bool:
+    return upstream.headers.get("Content-Type", "").startswith("application/json")
+
+
+def _relay(upstream: requests.Response) -> Iterator[bytes]:
+    """Pass SSE bytes on as they arrive; pings while silent, so a client that left is noticed."""
+    at_event_boundary = True
+    OPEN_STREAMS.labels("gateway").inc()
+    try:
+        chunks = upstream.iter_content(chunk_size=None)
+        for chunk in pump(chunks, get_settings().sse_idle_ping_seconds, close=upstream.close):
+            if chunk is PING:
+                # A comment may only go between events, never inside a half-relayed one.
+                if at_event_boundary:
+                    yield PING_BYTES
+                continue
+            at_event_boundary = chunk.endswith(b"\n\n")
+            yield chunk
+    except requests.RequestException as exc:
+        logger.warning("stream from upstream broke: %s", type(exc).__name__)
+    finally:
+        OPEN_STREAMS.labels("gateway").dec()
+        logger.info("stream closed", extra={"request_id": g.get("request_id")})
+
+
+def _apply_session_headers(upstream: requests.Response, response: Response) -> None:
+    settings = get_settings()
+    token = upstream.headers.get(SET_SESSION_HEADER)
+    if token:
+        response.set_cookie(
+            COOKIE_NAME,
+            token,
+            max_age=settings.session_ttl_hours * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=settings.cookie_secure,
+            path="/",
+        )
+    if upstream.headers.get(CLEAR_SESSION_HEADER):
+        clear_session_cookie(response)
+
+
+def clear_session_cookie(response: Response) -> None:
+    settings = get_settings()
+    response.delete_cookie(
+        COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=settings.cookie_secure
+    )

@@ -1,0 +1,8 @@
+"""keys_service. `gunicorn 'keys_service.app:create_app()'`."""
+
+from shared.app import create_service_app
+from shared.config import Settings
+
+
+def create_app(settings: Settings | None = None):
+    return create_service_app("keys", settings)

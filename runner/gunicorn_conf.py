@@ -1,0 +1,24 @@
+"""gunicorn settings shared by every KeyLM service (and the provider simulator)."""
+
+import os
+
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+# Streams stay open for minutes; gevent workers heartbeat while they wait, so this only
+# catches a worker that is truly stuck.
+timeout = 120
+graceful_timeout = 5
+keepalive = 5
+# gunicorn 27 shares one control socket path between instances by default.
+control_socket_disable = True
+accesslog = None  # each service writes its own JSON request log
+errorlog = "-"
+loglevel = "warning"
+
+
+def post_fork(server, worker):
+    # psycopg2 blocks the gevent loop unless it is told to wait cooperatively.
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()

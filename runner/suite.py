@@ -1,0 +1,163 @@
+"""Start and stop the whole suite as real gunicorn processes: used by `make run` and by the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from shared.config import DEFAULT_PORTS, REPO_ROOT
+
+APPS = {
+    "auth": "auth_service.app:create_app()",
+    "keys": "keys_service.app:create_app()",
+    "chat": "chat_service.app:create_app()",
+    "quota": "quota_service.app:create_app()",
+    "gateway": "gateway.app:create_app()",
+    "simulator": "simulator.app:create_app()",
+}
+BACKEND_ORDER = ("auth", "keys", "quota", "chat", "gateway")
+SIMULATOR_PORT = 8099
+GUNICORN_CONF = REPO_ROOT / "runner" / "gunicorn_conf.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def simulator_base_urls(simulator_url: str) -> dict[str, str]:
+    """Where each provider's API lives on the simulator."""
+    return {
+        "OPENAI_BASE_URL": f"{simulator_url}/openai/v1",
+        "ANTHROPIC_BASE_URL": f"{simulator_url}/anthropic/v1",
+        "GEMINI_BASE_URL": f"{simulator_url}/gemini/v1beta",
+        "GROQ_BASE_URL": f"{simulator_url}/groq/openai/v1",
+    }
+
+
+def service_env(base_env: Mapping[str, str], ports: Mapping[str, int]) -> dict[str, str]:
+    """The environment every process gets: the base plus where each service listens."""
+    env = dict(base_env)
+    for name in ("auth", "keys", "chat", "quota", "gateway"):
+        env[f"{name.upper()}_SERVICE_URL"] = f"http://127.0.0.1:{ports[name]}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+@dataclass
+class Suite:
+    """A running set of processes; `stop(name)`/`start(name)` let tests inject faults."""
+
+    env: dict[str, str]
+    ports: dict[str, int]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(GUNICORN_CONF),
+            "-b",
+            f"127.0.0.1:{self.ports[name]}",
+            APPS[name],
+        ]
+        log = open(self.log_path(name), "ab")  # the child keeps the descriptor
+        self.processes[name] = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+    def wait_healthy(self, names: list[str] | None = None, timeout: float = 30.0) -> None:
+        """Wait until each process answers /healthz with 200; raise with its log tail if not."""
+        deadline = time.monotonic() + timeout
+        for name in names or list(self.processes):
+            url = self.url(name) + ("/_sim/stats" if name == "simulator" else "/healthz")
+            while True:
+                process = self.processes.get(name)
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"{name} exited at start:\n{self.log_tail(name)}")
+                try:
+                    if requests.get(url, timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} not healthy after {timeout}s:\n{self.log_tail(name)}")
+                time.sleep(0.1)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.log_path(name)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def migrate_all(env: Mapping[str, str]) -> None:
+    """Bring every service's schema up to date (the `make migrate` step)."""
+    subprocess.run([sys.executable, "-m", "runner", "migrate"], cwd=REPO_ROOT, env=dict(env), check=True)
+
+
+def start_suite(
+    base_env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    ports: Mapping[str, int] | None = None,
+    with_simulator: bool = True,
+    migrate: bool = True,
+) -> Suite:
+    """Migrate, then start the simulator (optional) and the five services, and wait for health."""
+    ports = dict(ports or {name: free_port() for name in APPS})
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = service_env(base_env, ports)
+    if migrate:
+        migrate_all(env)
+    suite = Suite(env=env, ports=ports, log_dir=log_dir)
+    try:
+        names = (["simulator"] if with_simulator else []) + list(BACKEND_ORDER)
+        for name in names:
+            suite.start(name)
+        suite.wait_healthy(names)
+    except BaseException:
+        suite.stop_all()
+        raise
+    return suite
+
+
+__all__ = ["DEFAULT_PORTS", "SIMULATOR_PORT", "Suite", "free_port", "start_suite"]

@@ -1,0 +1,111 @@
+"""The one app factory every KeyLM service is built with."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from flask import Blueprint, Flask, g, jsonify, request
+
+from shared.config import Settings, load_settings, secret_values
+from shared.db import check_database, init_database
+from shared.errors import register_error_handlers
+from shared.internal_auth import HEADER as CREDENTIAL_HEADER
+from shared.internal_auth import InternalCredentials
+from shared.logging import configure_logging
+from shared.metrics import init_metrics
+
+logger = logging.getLogger("keylm.request")
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Paths any caller may reach on a service port: liveness and metrics, which hold no user data.
+OPEN_PATHS = ("/healthz", "/metrics")
+
+
+def create_service_app(
+    name: str,
+    settings: Settings | None = None,
+    *,
+    blueprints: Iterable[Blueprint] = (),
+    schema: str | None = None,
+    public: bool = False,
+    health_check: Callable[[], dict[str, str]] | None = None,
+) -> Flask:
+    """Build a service: config, logging, errors, request ids, internal auth, database, health.
+
+    `public` is for the gateway only: it has no internal credential to check, its callers are browsers.
+    """
+    settings = settings or load_settings()
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["keylm.settings"] = settings
+    app.extensions["keylm.service"] = name
+    app.json.sort_keys = False
+
+    configure_logging(name, settings.log_level, secret_values(settings))
+    register_error_handlers(app)
+    _register_request_id(app)
+    if not public:
+        _register_internal_auth(app, name, InternalCredentials(settings.internal_secret))
+    if schema:
+        init_database(app, settings, schema)
+    init_metrics(app, name)
+    _register_health(app, name, schema is not None, health_check)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _register_request_id(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started_at = time.perf_counter()
+
+    @app.after_request
+    def log_and_tag(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if request.path not in OPEN_PATHS:
+            logger.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,  # never the query string: it may hold a token
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - g.get("started_at", 0)) * 1000, 1),
+                    "client_ip": request.remote_addr,
+                },
+            )
+        return response
+
+
+def _register_internal_auth(app: Flask, name: str, credentials: InternalCredentials) -> None:
+    @app.before_request
+    def require_internal_credential():
+        if request.path in OPEN_PATHS:
+            return
+        g.caller = credentials.verify(request.headers.get(CREDENTIAL_HEADER), audience=name)
+
+
+def _register_health(
+    app: Flask, name: str, has_db: bool, health_check: Callable[[], dict[str, str]] | None
+) -> None:
+    @app.get("/healthz")
+    def healthz():
+        checks: dict[str, str] = {}
+        if has_db:
+            try:
+                check_database()
+                checks["database"] = "ok"
+            except Exception as exc:  # any failure means "not healthy", never a 500
+                logger.warning("health check: database failed: %s", type(exc).__name__)
+                checks["database"] = "down"
+        if health_check:
+            checks.update(health_check())
+        healthy = all(value == "ok" for value in checks.values())
+        body = {"status": "ok" if healthy else "degraded", "service": name, "checks": checks}
+        return jsonify(body), 200 if healthy else 503

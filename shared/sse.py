@@ -1,0 +1,71 @@
+"""Server-sent events: framing, and a pump that keeps writing while the source is silent.
+
+A client that leaves is only noticed on the next write (see runtime-notes.md), so while a provider
+is silent we write an SSE comment every `idle_seconds`; the write fails, the generator is closed,
+and its `finally` closes the upstream request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import gevent
+import gevent.queue
+
+T = TypeVar("T")
+
+PING = object()  # yielded by `pump` when the source was silent for `idle_seconds`
+PING_BYTES = b": ping\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse_event(name: str, data: Any) -> bytes:
+    """One `event:` + `data:` frame; the JSON is compact and on a single line."""
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+class _End:
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+def pump(
+    source: Iterator[T], idle_seconds: float, close: Callable[[], None] | None = None
+) -> Iterator[T | object]:
+    """Yield the source's items as they come, and PING whenever it is silent for idle_seconds.
+
+    On exit (end, error, or the consumer closing us) the reader greenlet is killed first, then
+    `close` runs: closing a response while another greenlet reads it raises a reentrant-call error.
+    """
+    queue: gevent.queue.Queue = gevent.queue.Queue()
+
+    def read() -> None:
+        try:
+            for item in source:
+                queue.put(item)
+            queue.put(_End())
+        except gevent.GreenletExit:
+            raise
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put(_End(exc))
+
+    reader = gevent.spawn(read)
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=idle_seconds)
+            except gevent.queue.Empty:
+                yield PING
+                continue
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        reader.kill(block=True)
+        if close is not None:
+            close()
