@@ -34,8 +34,8 @@ class ConfigError(Exception):
 class Settings:
     """Typed configuration shared by every service. Build it with `load_settings`."""
 
-    auth_secret: str
-    internal_secret: str
+    auth_secret: str = field(repr=False)
+    internal_secret: str = field(repr=False)
     encryption_key: bytes = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
     database_url: str | None
@@ -65,6 +65,9 @@ class Settings:
     bcrypt_rounds: int
     sse_idle_ping_seconds: float
     log_level: str
+    # Test-only: when set, quota_service reads "now" from this file (ISO 8601) so tests can cross
+    # midnight in real processes. Never set it in production.
+    fake_clock_file: Path | None = None
 
     @property
     def uses_sqlite(self) -> bool:
@@ -205,6 +208,7 @@ _VARS: dict[str, _Var] = {
         _Var("BCRYPT_ROUNDS", _positive_int, default="12"),
         _Var("SSE_IDLE_PING_SECONDS", _positive_float, default="0.5"),
         _Var("LOG_LEVEL", _log_level, default="INFO"),
+        _Var("KEYLM_FAKE_CLOCK_FILE", _text, optional=True),
         *(_Var(f"{name.upper()}_SERVICE_URL", _http_url, optional=True) for name in SERVICE_NAMES),
     )
 }
@@ -272,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bcrypt_rounds=values["BCRYPT_ROUNDS"],
         sse_idle_ping_seconds=values["SSE_IDLE_PING_SECONDS"],
         log_level=values["LOG_LEVEL"],
+        fake_clock_file=Path(values["KEYLM_FAKE_CLOCK_FILE"]) if values["KEYLM_FAKE_CLOCK_FILE"] else None,
     )
 
 
