@@ -1,8 +1,15 @@
-"""chat_service. `gunicorn 'chat_service.app:create_app()'`."""
+"""chat_service: model catalogs, threads, messages, streaming. `gunicorn 'chat_service.app:create_app()'`."""
 
+from chat_service.api import bp
+from chat_service.models import SCHEMA
+from chat_service.upstream import Upstream
 from shared.app import create_service_app
-from shared.config import Settings
+from shared.config import Settings, load_settings
+from shared.http import ServiceClient
 
 
 def create_app(settings: Settings | None = None):
-    return create_service_app("chat", settings)
+    settings = settings or load_settings()
+    app = create_service_app("chat", settings, blueprints=[bp], schema=SCHEMA)
+    app.extensions["keylm.upstream"] = Upstream(settings, ServiceClient(settings, caller="chat"))
+    return app

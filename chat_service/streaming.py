@@ -1,0 +1,365 @@
+"""Sending a message: idempotent by clientRequestId, free quota reserved first, the reply streamed.
+
+`start_send` does every check and database write that can fail before the stream starts (those
+errors are plain JSON responses) and commits; `stream_reply` then holds no transaction while it
+relays the provider, and stores the outcome once: complete, failed, or stopped (client left).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from chat_service.errors import RequestInProgress
+from chat_service.models import Message, Thread
+from chat_service.schemas import message_schema
+from chat_service.threads import get_thread
+from chat_service.upstream import ResolvedKey, Upstream, api_error_for, is_free_model_unavailable
+from shared.db import db, utcnow
+from shared.errors import APIError
+from shared.metrics import OPEN_STREAMS, UPSTREAM_ERRORS, UPSTREAM_LATENCY
+from shared.providers import (
+    AuthFailed,
+    ChatMessage,
+    ChatSettings,
+    Done,
+    ProviderError,
+    TextDelta,
+    Usage,
+)
+from shared.sse import PING, PING_BYTES, pump, sse_event
+
+logger = logging.getLogger(__name__)
+
+HISTORY_STATUSES = ("complete", "stopped")
+
+
+@dataclass
+class SendPlan:
+    """Everything the stream needs, read before it starts (no ORM objects cross into it)."""
+
+    user_id: str
+    thread_id: str
+    mode: str
+    provider: str
+    models: list[str]
+    system_prompt: str | None
+    settings: ChatSettings
+    history: list[ChatMessage]
+    user_message: dict[str, Any]
+    assistant_message: dict[str, Any]
+    assistant_id: str
+    key: ResolvedKey | None = field(default=None, repr=False)
+    reservation_id: str | None = None
+
+
+def start_send(
+    upstream: Upstream, user_id: str, thread_id: str, content: str, client_request_id: str
+) -> Iterator[bytes]:
+    """Check, reserve and store the request, then return the SSE byte stream of the reply."""
+    thread = get_thread(user_id, thread_id)
+    previous = _find_request(thread.id, client_request_id)
+    if previous is not None and previous[1].status != "failed":
+        return _answer_repeat(*previous)
+
+    key = upstream.resolve_key(user_id, thread.provider, thread.key_id) if thread.mode == "byok" else None
+    reservation_id = upstream.reserve_free_request(user_id) if thread.mode == "free" else None
+    try:
+        user_message, assistant = _claim_request(thread, previous, content, client_request_id)
+    except (IntegrityError, RequestInProgress):
+        db.session.rollback()
+        if reservation_id:
+            upstream.release_free_request(user_id, reservation_id)
+        repeat = _find_request(thread.id, client_request_id)
+        if repeat is None or repeat[1].status in ("streaming", "failed"):
+            raise RequestInProgress() from None
+        return _answer_repeat(*repeat)
+
+    plan = SendPlan(
+        user_id=user_id,
+        thread_id=thread.id,
+        mode=thread.mode,
+        provider=thread.provider,
+        models=_candidate_models(upstream, thread),
+        system_prompt=thread.system_prompt,
+        settings=ChatSettings(
+            temperature=thread.settings.get("temperature"),
+            max_tokens=thread.settings.get("maxTokens"),
+            top_p=thread.settings.get("topP"),
+        ),
+        history=_history(thread.id, user_message),
+        user_message=message_schema.dump(user_message),
+        assistant_message=message_schema.dump(assistant),
+        assistant_id=assistant.id,
+        key=key,
+        reservation_id=reservation_id,
+    )
+    db.session.commit()  # end the transaction: nothing is held open while the reply streams
+    return stream_reply(upstream, plan)
+
+
+def _find_request(thread_id: str, client_request_id: str) -> tuple[Message, Message] | None:
+    rows = db.session.scalars(
+        sa.select(Message).where(Message.thread_id == thread_id, Message.client_request_id == client_request_id)
+    ).all()
+    by_role = {m.role: m for m in rows}
+    if "user" in by_role and "assistant" in by_role:
+        return by_role["user"], by_role["assistant"]
+    return None
+
+
+def _claim_request(
+    thread: Thread, previous: tuple[Message, Message] | None, content: str, client_request_id: str
+) -> tuple[Message, Message]:
+    """Store a new request, or take over a failed one for a retry; the database picks one winner."""
+    now = utcnow()
+    if previous is not None:
+        user_message, assistant = previous
+        claimed = db.session.execute(
+            sa.update(Message)
+            .where(Message.id == assistant.id, Message.status == "failed")
+            .values(status="streaming", content="", metadata_={}, provider_message_id=None, updated_at=now)
+        ).rowcount
+        if not claimed:
+            raise RequestInProgress()
+        db.session.refresh(assistant)
+    else:
+        user_message = Message(
+            thread_id=thread.id,
+            role="user",
+            content=content,
+            status="complete",
+            client_request_id=client_request_id,
+            created_at=now,
+            updated_at=now,
+        )
+        assistant = Message(
+            thread_id=thread.id,
+            role="assistant",
+            content="",
+            status="streaming",
+            client_request_id=client_request_id,
+            model=thread.model,
+            metadata_={},
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add_all([user_message, assistant])
+        db.session.flush()  # the unique constraint answers here: IntegrityError for a repeat
+    thread.updated_at = now
+    return user_message, assistant
+
+
+def _candidate_models(upstream: Upstream, thread: Thread) -> list[str]:
+    if thread.mode != "free":
+        return [thread.model]
+    fallbacks = [m for m in upstream.settings.groq_free_fallback_models if m != thread.model]
+    return [thread.model, *fallbacks]
+
+
+def _history(thread_id: str, user_message: Message) -> list[ChatMessage]:
+    """The thread's earlier complete/stopped messages in order, then this request's message."""
+    earlier = db.session.scalars(
+        sa.select(Message)
+        .where(
+            Message.thread_id == thread_id,
+            Message.status.in_(HISTORY_STATUSES),
+            Message.client_request_id != user_message.client_request_id,
+        )
+        .order_by(Message.created_at, sa.case((Message.role == "user", 0), else_=1))
+    )
+    history = [ChatMessage(role=m.role, content=m.content) for m in earlier if m.content]
+    return [*history, ChatMessage(role="user", content=user_message.content)]
+
+
+# --- the stream -------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """What has arrived from the provider so far."""
+
+    model: str
+    text: list[str] = field(default_factory=list)
+    usage: dict[str, int | None] | None = None
+    provider_message_id: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+
+def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
+    """The SSE events of api.md: message.created, delta*, usage?, then done or error."""
+    yield sse_event(
+        "message.created", {"userMessage": plan.user_message, "assistantMessage": plan.assistant_message}
+    )
+    reply = Reply(model=plan.models[0])
+    OPEN_STREAMS.labels("chat").inc()
+    try:
+        yield from _relay_provider(upstream, plan, reply)
+    except ProviderError as exc:
+        if plan.key is not None:
+            exc.scrub(plan.key.api_key)
+        UPSTREAM_ERRORS.labels(plan.provider, exc.code).inc()
+        logger.warning("provider failed", extra={"provider": plan.provider, "code": exc.code})
+        yield _fail(upstream, plan, reply, exc, api_error_for(exc))
+        return
+    except GeneratorExit:
+        # The client left: stop reading the provider (done by closing the pump) and keep the part.
+        _finish(plan, reply, "stopped")
+        logger.info("client left; reply stored as stopped", extra={"message_id": plan.assistant_id})
+        raise
+    except Exception as exc:
+        logger.exception("stream failed unexpectedly")
+        yield _fail(upstream, plan, reply, exc, APIError())
+        return
+    finally:
+        OPEN_STREAMS.labels("chat").dec()
+    if reply.usage:
+        yield sse_event("usage", reply.usage)
+    message = _finish(plan, reply, "complete")
+    yield sse_event("done", {"message": message})
+
+
+def _relay_provider(upstream: Upstream, plan: SendPlan, reply: Reply) -> Iterator[bytes]:
+    api_key = plan.key.api_key if plan.key else upstream.settings.groq_api_key
+    adapter = upstream.adapter(plan.provider)
+    for index, model in enumerate(plan.models):
+        reply.model = model
+        started = time.perf_counter()
+        try:
+            stream = adapter.stream_chat(
+                api_key or "",
+                model=model,
+                messages=plan.history,
+                system_prompt=plan.system_prompt,
+                settings=plan.settings,
+            )
+            with contextlib.closing(
+                pump(stream, upstream.settings.sse_idle_ping_seconds, close=stream.close)
+            ) as events:
+                for event in events:
+                    if event is PING:
+                        yield PING_BYTES
+                    elif isinstance(event, TextDelta) and event.text:
+                        if not reply.text:
+                            UPSTREAM_LATENCY.labels(plan.provider).observe(time.perf_counter() - started)
+                        reply.text.append(event.text)
+                        yield sse_event("delta", {"text": event.text})
+                    elif isinstance(event, Usage):
+                        reply.usage = {
+                            "promptTokens": event.prompt_tokens,
+                            "outputTokens": event.output_tokens,
+                            "totalTokens": event.total_tokens,
+                        }
+                    elif isinstance(event, Done):
+                        reply.provider_message_id = event.provider_message_id
+                        reply.finish_reason = event.finish_reason
+            return
+        except ProviderError as exc:
+            more_models = index + 1 < len(plan.models)
+            if plan.mode == "free" and not reply.text and more_models and is_free_model_unavailable(exc):
+                logger.warning("free model %s unavailable (%s); trying the next", model, exc.code)
+                continue
+            raise
+
+
+def _fail(upstream: Upstream, plan: SendPlan, reply: Reply, exc: Exception, error: APIError) -> bytes:
+    """Store the failure, give back a free request that got no token, and build the error event."""
+    if plan.reservation_id and not reply.text:
+        upstream.release_free_request(plan.user_id, plan.reservation_id)
+    if isinstance(exc, AuthFailed) and plan.key is not None:
+        upstream.report_key_failure(plan.user_id, plan.key.id, "auth_failed", mark_invalid=True)
+    elif isinstance(exc, ProviderError) and plan.key is not None:
+        upstream.report_key_failure(plan.user_id, plan.key.id, exc.code, mark_invalid=False)
+    envelope = {"code": error.code, "message": error.message, "retryable": error.retryable}
+    message = _finish(plan, reply, "failed", error=envelope)
+    return sse_event("error", {"error": envelope, "message": message})
+
+
+def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Store the assistant message's outcome and add its usage to the thread; return its JSON."""
+    metadata: dict[str, Any] = {"usage": reply.usage, "finishReason": reply.finish_reason}
+    if error:
+        metadata["error"] = error
+    if plan.reservation_id:
+        metadata["freeReservationId"] = plan.reservation_id
+    now = utcnow()
+    try:
+        db.session.execute(
+            sa.update(Message)
+            .where(Message.id == plan.assistant_id)
+            .values(
+                content=reply.content,
+                status=status,
+                provider_message_id=reply.provider_message_id,
+                model=reply.model,
+                metadata_=metadata,
+                updated_at=now,
+            )
+        )
+        usage = reply.usage or {}
+        db.session.execute(
+            sa.update(Thread)
+            .where(Thread.id == plan.thread_id)
+            .values(
+                prompt_tokens=Thread.prompt_tokens + (usage.get("promptTokens") or 0),
+                output_tokens=Thread.output_tokens + (usage.get("outputTokens") or 0),
+                total_tokens=Thread.total_tokens + (usage.get("totalTokens") or 0),
+                updated_at=now,
+            )
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        logger.exception("could not store the reply's outcome (%s)", status)
+    return {
+        **plan.assistant_message,
+        "content": reply.content,
+        "status": status,
+        "providerMessageId": reply.provider_message_id,
+        "model": reply.model,
+        "usage": reply.usage,
+        "error": error,
+        "finishReason": reply.finish_reason,
+    }
+
+
+# --- repeats ------------------------------------------------------------------------------------
+
+
+def _answer_repeat(user_message: Message, assistant: Message) -> Iterator[bytes]:
+    """A repeat of a finished request: no upstream call, the stored result as the same events."""
+    if assistant.status == "streaming":
+        raise RequestInProgress()
+    user = message_schema.dump(user_message)
+    stored = message_schema.dump(assistant)
+    db.session.rollback()
+    return _replay(user, stored)
+
+
+def _replay(user: dict[str, Any], stored: dict[str, Any]) -> Iterator[bytes]:
+    created = {**stored, "content": "", "status": "streaming", "usage": None, "providerMessageId": None}
+    yield sse_event("message.created", {"userMessage": user, "assistantMessage": created})
+    if stored["content"]:
+        yield sse_event("delta", {"text": stored["content"]})
+    if stored["usage"]:
+        yield sse_event("usage", stored["usage"])
+    if stored["status"] == "complete":
+        yield sse_event("done", {"message": stored})
+    else:
+        error = stored.get("error") or {
+            "code": "stopped",
+            "message": "This reply was stopped before it finished.",
+            "retryable": False,
+        }
+        yield sse_event("error", {"error": error, "message": stored})

@@ -1,0 +1,119 @@
+"""Threads: create, list (cursor pages, newest first), read with messages, rename, delete.
+
+Every query is scoped to the owner: another user's thread is simply not found.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from chat_service.catalog import catalog_has_model
+from chat_service.models import Message, Thread
+from chat_service.upstream import Upstream
+from shared.db import db, utcnow
+from shared.errors import APIError, NotFound, ValidationFailed
+
+DEFAULT_TITLE = "New chat"
+FREE_PROVIDER = "groq"
+
+
+def get_thread(user_id: str, thread_id: str) -> Thread:
+    thread = db.session.scalar(sa.select(Thread).where(Thread.id == thread_id, Thread.user_id == user_id))
+    if thread is None:
+        raise NotFound("No such thread.")
+    return thread
+
+
+def create_thread(upstream: Upstream, user_id: str, data: dict[str, Any]) -> Thread:
+    """A free thread (the free Groq model) or a byok one (a model from an active key's catalog)."""
+    settings = {k: v for k, v in (data.get("settings") or {}).items() if v is not None}
+    if data["mode"] == "free":
+        provider, model, key_id = FREE_PROVIDER, upstream.settings.groq_free_model, None
+    else:
+        provider, model = data["provider"], data["model"]
+        try:
+            key = upstream.resolve_key(user_id, provider, data.get("keyId"))
+        except APIError as exc:
+            if exc.code in ("key_not_active", "not_found"):
+                raise ValidationFailed(
+                    {"keyId": [f"No active {provider} key: add or re-validate one first."]}
+                ) from None
+            raise
+        if not catalog_has_model(upstream, user_id, key, model):
+            raise ValidationFailed({"model": [f"{model} is not in this key's model list."]})
+        key_id = key.id
+    thread = Thread(
+        user_id=user_id,
+        mode=data["mode"],
+        provider=provider,
+        model=model,
+        key_id=key_id,
+        title=(data.get("title") or "").strip() or DEFAULT_TITLE,
+        system_prompt=data.get("systemPrompt") or None,
+        settings=settings,
+    )
+    db.session.add(thread)
+    db.session.commit()
+    return thread
+
+
+def list_threads(user_id: str, limit: int, cursor: str | None) -> tuple[list[Thread], str | None]:
+    """One page, newest `updatedAt` first; the cursor is opaque (the last row's sort key)."""
+    query = sa.select(Thread).where(Thread.user_id == user_id)
+    if cursor:
+        updated_at, thread_id = _decode_cursor(cursor)
+        query = query.where(
+            sa.or_(
+                Thread.updated_at < updated_at,
+                sa.and_(Thread.updated_at == updated_at, Thread.id < thread_id),
+            )
+        )
+    rows = list(db.session.scalars(query.order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def _encode_cursor(thread: Thread) -> str:
+    raw = json.dumps([thread.updated_at.isoformat(), thread.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, thread_id = json.loads(raw)
+        return datetime.fromisoformat(updated_at), str(thread_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise ValidationFailed({"cursor": ["Not a cursor from this API."]}) from None
+
+
+def thread_messages(thread: Thread) -> list[Message]:
+    return list(
+        db.session.scalars(
+            sa.select(Message)
+            .where(Message.thread_id == thread.id)
+            .order_by(Message.created_at, sa.case((Message.role == "user", 0), else_=1))
+        )
+    )
+
+
+def rename_thread(user_id: str, thread_id: str, title: str) -> Thread:
+    thread = get_thread(user_id, thread_id)
+    thread.title = title.strip() or DEFAULT_TITLE
+    thread.updated_at = utcnow()
+    db.session.commit()
+    return thread
+
+
+def delete_thread(user_id: str, thread_id: str) -> None:
+    """Delete the thread and its messages (explicitly: SQLite may not cascade)."""
+    thread = get_thread(user_id, thread_id)
+    db.session.execute(sa.delete(Message).where(Message.thread_id == thread.id))
+    db.session.delete(thread)
+    db.session.commit()

@@ -1,0 +1,135 @@
+"""chat_service's dependencies: keys_service (a key for one call), quota_service, the providers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from shared.config import Settings
+from shared.errors import APIError
+from shared.http import ServiceClient
+from shared.providers import (
+    AuthFailed,
+    ModelUnavailable,
+    ProviderAdapter,
+    ProviderError,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    get_adapter,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """A provider key for the length of one request; the plaintext is never stored or logged."""
+
+    id: str
+    provider: str
+    api_key: str = field(repr=False)
+
+
+class Upstream:
+    """Calls to keys_service and quota_service on behalf of one user, signed as chat."""
+
+    def __init__(self, settings: Settings, client: ServiceClient):
+        self.settings = settings
+        self.client = client
+
+    def resolve_key(self, user_id: str, provider: str, key_id: str | None) -> ResolvedKey:
+        """The user's active key (a given one, or the most recently validated); 409 key_not_active."""
+        body = self.client.call(
+            "keys",
+            "POST",
+            "/internal/keys/resolve",
+            user_id=user_id,
+            json={"provider": provider, "keyId": key_id},
+        )
+        return ResolvedKey(id=body["key"]["id"], provider=provider, api_key=body["apiKey"])
+
+    def report_key_failure(self, user_id: str, key_id: str, reason: str, mark_invalid: bool) -> None:
+        """Tell the vault a key failed in use (audited; an auth failure marks it invalid)."""
+        try:
+            self.client.call(
+                "keys",
+                "POST",
+                f"/internal/keys/{key_id}/use-failed",
+                user_id=user_id,
+                json={"reason": reason, "markInvalid": mark_invalid},
+            )
+        except APIError as exc:
+            logger.warning("could not report a key failure to keys_service: %s", exc.code)
+
+    def reserve_free_request(self, user_id: str) -> str:
+        """Take one free request from the user's and the global bucket; 429 when either is empty."""
+        return self.client.call("quota", "POST", "/internal/free/reserve", user_id=user_id)["reservationId"]
+
+    def release_free_request(self, user_id: str, reservation_id: str) -> None:
+        """Give a reservation back (the provider failed before the first token)."""
+        try:
+            self.client.call(
+                "quota",
+                "POST",
+                "/internal/free/release",
+                user_id=user_id,
+                json={"reservationId": reservation_id},
+            )
+        except APIError as exc:
+            # The request stays counted: the user loses one free request, nobody gains one.
+            logger.error("could not release free reservation %s: %s", reservation_id, exc.code)
+
+    def adapter(self, provider: str) -> ProviderAdapter:
+        return get_adapter(
+            provider,
+            self.settings.provider_base_urls[provider],
+            connect_timeout=self.settings.provider_connect_timeout,
+            read_timeout=self.settings.provider_read_timeout,
+        )
+
+
+def is_free_model_unavailable(error: ProviderError) -> bool:
+    """Should KeyLM Free try its next model? Decommissioned, not found, rate limited, overloaded."""
+    if isinstance(error, ModelUnavailable):
+        return True
+    if isinstance(error, RateLimited):
+        return not error.out_of_credit
+    return isinstance(error, UpstreamError) and (error.status or 0) >= 500
+
+
+def api_error_for(error: ProviderError) -> APIError:
+    """The envelope a client sees for a provider failure (never the key, never a stack trace)."""
+    if isinstance(error, AuthFailed):
+        return APIError(
+            "The provider rejected this API key. Check or replace the key.",
+            code="upstream_auth_failed",
+            status=502,
+            retryable=False,
+        )
+    if isinstance(error, RateLimited):
+        details = {"retryAfter": error.retry_after} if error.retry_after else None
+        if error.out_of_credit:
+            message = "The provider says this key is out of credit."
+        else:
+            message = "The provider is rate limiting this key; try again shortly."
+        return APIError(
+            message, code="upstream_rate_limited", status=502, retryable=not error.out_of_credit, details=details
+        )
+    if isinstance(error, UpstreamTimeout):
+        return APIError(
+            "The provider did not answer in time.", code="upstream_unavailable", status=503, retryable=True
+        )
+    if isinstance(error, ModelUnavailable):
+        return APIError(
+            f"The model is unavailable at the provider: {error.message}",
+            code="upstream_error",
+            status=502,
+            retryable=False,
+        )
+    return APIError(
+        f"The provider answered with an error: {error.message}",
+        code="upstream_error",
+        status=502,
+        retryable=error.retryable,
+    )

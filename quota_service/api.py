@@ -1,0 +1,41 @@
+"""quota_service HTTP API: the free-usage snapshot (through the gateway) and chat_service's reservations."""
+
+from flask import Blueprint
+
+from quota_service import services
+from quota_service.schemas import FreeUsageSchema, ReleaseSchema
+from shared.web import current_caller, current_user_id, get_settings, load_json
+
+bp = Blueprint("quota", __name__)
+
+usage_schema = FreeUsageSchema()
+
+
+@bp.get("/api/usage/free")
+def free_usage():
+    settings = get_settings()
+    usage = services.free_usage_snapshot(settings, current_user_id(), services.clock(settings))
+    return usage_schema.dump(usage)
+
+
+@bp.post("/internal/free/reserve")
+def reserve_free_request():
+    """For chat_service: take one free request for the credential's user (429 free_quota_exhausted)."""
+    current_caller().require_service("chat")
+    settings, user_id = get_settings(), current_user_id()
+    now = services.clock(settings)
+    reservation_id = services.reserve_free_request(settings, user_id, now)
+    usage = services.free_usage_snapshot(settings, user_id, now)
+    return {"reservationId": reservation_id, "usage": usage_schema.dump(usage)}
+
+
+@bp.post("/internal/free/release")
+def release_free_request():
+    """For chat_service: give a reservation back (once); 404 if it is not this user's."""
+    current_caller().require_service("chat")
+    data = load_json(ReleaseSchema())
+    settings, user_id = get_settings(), current_user_id()
+    now = services.clock(settings)
+    released = services.release_free_request(settings, data["reservationId"], user_id, now=now)
+    usage = services.free_usage_snapshot(settings, user_id, now)
+    return {"released": released, "usage": usage_schema.dump(usage)}

@@ -1,0 +1,19 @@
+"""quota_service's own errors (all in the shared envelope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.db import isoformat
+from shared.errors import APIError
+
+
+class FreeQuotaExhausted(APIError):
+    """429: the user's or the global free bucket for today is full; `details` say which and when it resets."""
+
+    status, code, retryable = 429, "free_quota_exhausted", True
+    message = "Daily free requests used up; resets at 00:00 UTC."
+
+    def __init__(self, bucket: str, resets_at: datetime):
+        super().__init__(details={"resetsAt": isoformat(resets_at), "bucket": bucket})
+        self.bucket = bucket
