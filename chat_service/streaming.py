@@ -29,7 +29,9 @@ from shared.providers import (
     AuthFailed,
     ChatMessage,
     ChatSettings,
+    ChatStream,
     Done,
+    ProviderAdapter,
     ProviderError,
     TextDelta,
     Usage,
@@ -107,7 +109,9 @@ def start_send(
 
 def _find_request(thread_id: str, client_request_id: str) -> tuple[Message, Message] | None:
     rows = db.session.scalars(
-        sa.select(Message).where(Message.thread_id == thread_id, Message.client_request_id == client_request_id)
+        sa.select(Message).where(
+            Message.thread_id == thread_id, Message.client_request_id == client_request_id
+        )
     ).all()
     by_role = {m.role: m for m in rows}
     if "user" in by_role and "assistant" in by_role:
@@ -230,22 +234,39 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
     yield sse_event("done", {"message": message})
 
 
+class _ProviderCall:
+    """One streamed chat request. Opening it happens inside the pump too, so pings flow while
+    the provider thinks before its first byte, and a client that leaves then is noticed."""
+
+    def __init__(self, adapter: ProviderAdapter, api_key: str, model: str, plan: SendPlan):
+        self.adapter, self.api_key, self.model, self.plan = adapter, api_key, model, plan
+        self.stream: ChatStream | None = None
+
+    def events(self) -> Iterator[Any]:
+        self.stream = self.adapter.stream_chat(
+            self.api_key,
+            model=self.model,
+            messages=self.plan.history,
+            system_prompt=self.plan.system_prompt,
+            settings=self.plan.settings,
+        )
+        yield from self.stream
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
 def _relay_provider(upstream: Upstream, plan: SendPlan, reply: Reply) -> Iterator[bytes]:
     api_key = plan.key.api_key if plan.key else upstream.settings.groq_api_key
     adapter = upstream.adapter(plan.provider)
     for index, model in enumerate(plan.models):
         reply.model = model
         started = time.perf_counter()
+        call = _ProviderCall(adapter, api_key or "", model, plan)
         try:
-            stream = adapter.stream_chat(
-                api_key or "",
-                model=model,
-                messages=plan.history,
-                system_prompt=plan.system_prompt,
-                settings=plan.settings,
-            )
             with contextlib.closing(
-                pump(stream, upstream.settings.sse_idle_ping_seconds, close=stream.close)
+                pump(call.events(), upstream.settings.sse_idle_ping_seconds, close=call.close)
             ) as events:
                 for event in events:
                     if event is PING:

@@ -74,7 +74,9 @@ def list_threads(user_id: str, limit: int, cursor: str | None) -> tuple[list[Thr
                 sa.and_(Thread.updated_at == updated_at, Thread.id < thread_id),
             )
         )
-    rows = list(db.session.scalars(query.order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit + 1)))
+    rows = list(
+        db.session.scalars(query.order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit + 1))
+    )
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 

@@ -114,7 +114,11 @@ def api_error_for(error: ProviderError) -> APIError:
         else:
             message = "The provider is rate limiting this key; try again shortly."
         return APIError(
-            message, code="upstream_rate_limited", status=502, retryable=not error.out_of_credit, details=details
+            message,
+            code="upstream_rate_limited",
+            status=502,
+            retryable=not error.out_of_credit,
+            details=details,
         )
     if isinstance(error, UpstreamTimeout):
         return APIError(
