@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from chat_service.models import ProviderModelCache
 from chat_service.upstream import ResolvedKey, Upstream, api_error_for
 from shared.db import db, isoformat, utcnow
-from shared.providers import AuthFailed, ProviderError
+from shared.providers import AuthFailed, PermissionDenied, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def load_catalog(upstream: Upstream, user_id: str, key: ResolvedKey, refresh: bo
     except ProviderError as exc:
         exc.scrub(key.api_key)
         if isinstance(exc, AuthFailed):
-            upstream.report_key_failure(user_id, key.id, "auth_failed", mark_invalid=True)
+            rejected = not isinstance(exc, PermissionDenied)
+            upstream.report_key_failure(user_id, key.id, exc.code, mark_invalid=rejected)
         if cache is None:
             logger.warning("model list failed with nothing cached: %s", exc.code)
             raise api_error_for(exc) from None

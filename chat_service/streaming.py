@@ -31,6 +31,7 @@ from shared.providers import (
     ChatSettings,
     ChatStream,
     Done,
+    PermissionDenied,
     ProviderAdapter,
     ProviderError,
     TextDelta,
@@ -298,10 +299,10 @@ def _fail(upstream: Upstream, plan: SendPlan, reply: Reply, exc: Exception, erro
     """Store the failure, give back a free request that got no token, and build the error event."""
     if plan.reservation_id and not reply.text:
         upstream.release_free_request(plan.user_id, plan.reservation_id)
-    if isinstance(exc, AuthFailed) and plan.key is not None:
-        upstream.report_key_failure(plan.user_id, plan.key.id, "auth_failed", mark_invalid=True)
-    elif isinstance(exc, ProviderError) and plan.key is not None:
-        upstream.report_key_failure(plan.user_id, plan.key.id, exc.code, mark_invalid=False)
+    if isinstance(exc, ProviderError) and plan.key is not None:
+        # Only a rejected key is marked invalid; a key lacking a permission is still the user's key.
+        rejected = isinstance(exc, AuthFailed) and not isinstance(exc, PermissionDenied)
+        upstream.report_key_failure(plan.user_id, plan.key.id, exc.code, mark_invalid=rejected)
     envelope = {"code": error.code, "message": error.message, "retryable": error.retryable}
     message = _finish(plan, reply, "failed", error=envelope)
     return sse_event("error", {"error": envelope, "message": message})

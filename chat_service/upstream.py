@@ -11,6 +11,7 @@ from shared.http import ServiceClient
 from shared.providers import (
     AuthFailed,
     ModelUnavailable,
+    PermissionDenied,
     ProviderAdapter,
     ProviderError,
     RateLimited,
@@ -100,6 +101,13 @@ def is_free_model_unavailable(error: ProviderError) -> bool:
 
 def api_error_for(error: ProviderError) -> APIError:
     """The envelope a client sees for a provider failure (never the key, never a stack trace)."""
+    if isinstance(error, PermissionDenied):
+        return APIError(
+            "The provider accepted this key but does not allow it this request.",
+            code="upstream_auth_failed",
+            status=502,
+            retryable=False,
+        )
     if isinstance(error, AuthFailed):
         return APIError(
             "The provider rejected this API key. Check or replace the key.",

@@ -12,9 +12,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def gunicorn_argv(host: str, port: int) -> list[str]:
     """The gunicorn command line the tests and `make` use."""
-    return [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--no-control-socket",
-            "--graceful-timeout", "2", "--chdir", str(ROOT), "-b", f"{host}:{port}",
-            "simulator.app:create_app()"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gevent",
+        "-w",
+        "1",
+        "--no-control-socket",
+        "--graceful-timeout",
+        "2",
+        "--chdir",
+        str(ROOT),
+        "-b",
+        f"{host}:{port}",
+        "simulator.app:create_app()",
+    ]
 
 
 def main() -> None:

@@ -17,12 +17,16 @@ _SETTINGS = ("max_tokens", "temperature", "top_p", "top_k", "stop_sequences")
 
 def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
     """The compact error envelope with a request id."""
-    body = {"type": "error", "error": {"type": kind, "message": message},
-            "request_id": anthropic_id("req_011C")}
+    body = {
+        "type": "error",
+        "error": {"type": kind, "message": message},
+        "request_id": anthropic_id("req_011C"),
+    }
     return json_body(body, status, headers=headers)
 
 
 def gate_error(failure: str) -> Response:
+    """The response for a key or runtime failure."""
     if failure == "missing_key":
         return error(401, "authentication_error", "x-api-key header is required")
     if failure == "invalid_key":
@@ -33,10 +37,15 @@ def gate_error(failure: str) -> Response:
 
 
 def rate_limited() -> Response:
-    return error(429, "rate_limit_error", "This request would exceed the rate limit for your "
-                 "organization (sim-org) of 5 requests per minute. For details, refer to: "
-                 "https://docs.claude.com/en/api/rate-limits.",
-                 headers={"retry-after": "2", "anthropic-ratelimit-requests-remaining": "0"})
+    """429 rate_limit_error with retry-after."""
+    return error(
+        429,
+        "rate_limit_error",
+        "This request would exceed the rate limit for your "
+        "organization (sim-org) of 5 requests per minute. For details, refer to: "
+        "https://docs.claude.com/en/api/rate-limits.",
+        headers={"retry-after": "2", "anthropic-ratelimit-requests-remaining": "0"},
+    )
 
 
 def _api_key() -> str | None:
@@ -49,13 +58,13 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content
-                       if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
     return ""
 
 
 @blueprint.get("/models")
 def list_models() -> Response:
+    """GET /v1/models."""
     api_key = _api_key()
     record = begin(NAME, api_key, "models")
     response = models_page(api_key)
@@ -64,6 +73,7 @@ def list_models() -> Response:
 
 
 def models_page(api_key: str | None) -> Response:
+    """One page of models: `limit` (default 20) after `after_id`, newest first."""
     if failure := gate(NAME, api_key):
         return gate_error(failure)
     try:
@@ -78,17 +88,21 @@ def models_page(api_key: str | None) -> Response:
         if after not in ids:
             return error(400, "invalid_request_error", f"after_id: unknown model id {after!r}")
         start = ids.index(after) + 1
-    page = catalog.ANTHROPIC_MODELS[start:start + limit]
-    return json_body({
-        "data": page,
-        "has_more": start + limit < len(ids),
-        "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None,
-    }, 200)
+    page = catalog.ANTHROPIC_MODELS[start : start + limit]
+    return json_body(
+        {
+            "data": page,
+            "has_more": start + limit < len(ids),
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        },
+        200,
+    )
 
 
 @blueprint.post("/messages")
 def create_message() -> Response:
+    """POST /v1/messages (stream: true only)."""
     api_key = _api_key()
     record = begin(NAME, api_key, "chat")
     body = request.get_json(silent=True)
@@ -99,6 +113,7 @@ def create_message() -> Response:
 
 
 def respond(api_key: str | None, body: Any, record: Any) -> Response:
+    """Validate a /messages request and stream (or refuse) it."""
     if failure := gate(NAME, api_key):
         return gate_error(failure)
     if not request.headers.get("anthropic-version"):
@@ -115,10 +130,11 @@ def respond(api_key: str | None, body: Any, record: Any) -> Response:
         return error(400, "invalid_request_error", "The simulator only supports stream: true.")
     system = body.get("system")
     conversation = Conversation(
-        model=model, system=_text(system) or None,
-        messages=[(m.get("role"), _text(m.get("content"))) for m in body["messages"]
-                  if isinstance(m, dict)],
-        settings={k: body[k] for k in _SETTINGS if k in body}, max_tokens=body["max_tokens"],
+        model=model,
+        system=_text(system) or None,
+        messages=[(m.get("role"), _text(m.get("content"))) for m in body["messages"] if isinstance(m, dict)],
+        settings={k: body[k] for k in _SETTINGS if k in body},
+        max_tokens=body["max_tokens"],
     )
     plan = parse_plan(conversation.last_user_text)
     if plan.rate_limit:
@@ -129,8 +145,9 @@ def respond(api_key: str | None, body: Any, record: Any) -> Response:
         wait_for(plan.hang_before, request.environ)
     reply = Reply.build("Anthropic", conversation, plan)
     headers = {"request-id": anthropic_id("req_011C")}
-    return stream_response(script(served, reply), reply, plan, record,
-                           "text/event-stream; charset=utf-8", headers)
+    return stream_response(
+        script(served, reply), reply, plan, record, "text/event-stream; charset=utf-8", headers
+    )
 
 
 def invalid_params(body: dict[str, Any]) -> str | None:
@@ -141,8 +158,7 @@ def invalid_params(body: dict[str, Any]) -> str | None:
     if temperature is not None and not 0 <= temperature <= 1:
         return "temperature: Input should be less than or equal to 1"
     if temperature is not None and body.get("top_p") is not None:
-        return ("`temperature` and `top_p` cannot both be specified for this model. "
-                "Please use only one.")
+        return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
     roles = [m.get("role") for m in body["messages"] if isinstance(m, dict)]
     if not roles or roles[0] != "user" or any(a == b for a, b in zip(roles, roles[1:], strict=False)):
         return 'messages: roles must alternate between "user" and "assistant", starting with "user"'
@@ -151,31 +167,60 @@ def invalid_params(body: dict[str, Any]) -> str | None:
 
 def script(model: str, reply: Reply) -> StreamScript:
     """message_start, content_block_start, ping, deltas, stop events; JSON padded like live."""
-    usage = {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
-             "cache_read_input_tokens": 0, "output_tokens": 1, "service_tier": "standard"}
-    message = {"model": model, "id": anthropic_id(), "type": "message", "role": "assistant",
-               "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    usage = {
+        "input_tokens": reply.prompt_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 1,
+        "service_tier": "standard",
+    }
+    message = {
+        "model": model,
+        "id": anthropic_id(),
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
     head = [
         sse({"type": "message_start", "message": message}, event="message_start", pad=3),
-        sse({"type": "content_block_start", "index": 0,
-             "content_block": {"type": "text", "text": ""}}, event="content_block_start", pad=12),
+        sse(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            event="content_block_start",
+            pad=12,
+        ),
         sse('{"type": "ping"}', event="ping"),
     ]
 
     def token(index: int, text: str, _last: bool) -> bytes:
-        return sse({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": text}},
-                   event="content_block_delta", pad=(index * 7) % 15)
+        return sse(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+            event="content_block_delta",
+            pad=(index * 7) % 15,
+        )
 
     stop_reason = "max_tokens" if reply.truncated else "end_turn"
     tail = [
         sse({"type": "content_block_stop", "index": 0}, event="content_block_stop", pad=12),
-        sse({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-             "usage": {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
-                       "cache_read_input_tokens": 0, "output_tokens": len(reply.tokens)}},
-            event="message_delta", pad=12),
+        sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {
+                    "input_tokens": reply.prompt_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": len(reply.tokens),
+                },
+            },
+            event="message_delta",
+            pad=12,
+        ),
         sse({"type": "message_stop"}, event="message_stop", pad=7),
     ]
-    mid_error = sse('{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}',
-                    event="error")
+    mid_error = sse(
+        '{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}', event="error"
+    )
     return StreamScript(head, token, tail, mid_error)

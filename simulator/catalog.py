@@ -5,36 +5,74 @@ from __future__ import annotations
 from typing import Any
 
 
-def _openai(model_id: str, chat: bool = True, owner: str = "system",
-            shutdown: str | None = None) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 1715367049, "owned_by": owner,
-            "shutdown_date": shutdown, "chat": chat}
+def _openai(
+    model_id: str, chat: bool = True, owner: str = "system", shutdown: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": 1715367049,
+        "owned_by": owner,
+        "shutdown_date": shutdown,
+        "chat": chat,
+    }
 
 
 OPENAI_MODELS = [
-    _openai("gpt-4o"), _openai("gpt-4o-mini"), _openai("gpt-4o-2024-08-06"),
-    _openai("gpt-4.1"), _openai("gpt-4.1-mini"), _openai("gpt-4.1-nano"),
-    _openai("gpt-5"), _openai("gpt-5-mini"), _openai("gpt-5-nano"),
-    _openai("o3"), _openai("o3-mini"), _openai("o4-mini"), _openai("o1"),
-    _openai("chatgpt-4o-latest"), _openai("gpt-3.5-turbo", owner="openai"),
+    _openai("gpt-4o"),
+    _openai("gpt-4o-mini"),
+    _openai("gpt-4o-2024-08-06"),
+    _openai("gpt-4.1"),
+    _openai("gpt-4.1-mini"),
+    _openai("gpt-4.1-nano"),
+    _openai("gpt-5"),
+    _openai("gpt-5-mini"),
+    _openai("gpt-5-nano"),
+    _openai("o3"),
+    _openai("o3-mini"),
+    _openai("o4-mini"),
+    _openai("o1"),
+    _openai("chatgpt-4o-latest"),
+    _openai("gpt-3.5-turbo", owner="openai"),
     _openai("gpt-4-0613", owner="openai", shutdown="2025-06-06"),
-    _openai("gpt-3.5-turbo-instruct", chat=False), _openai("davinci-002", chat=False),
-    _openai("babbage-002", chat=False), _openai("text-embedding-3-small", chat=False),
-    _openai("text-embedding-3-large", chat=False), _openai("whisper-1", chat=False),
-    _openai("tts-1", chat=False), _openai("tts-1-hd", chat=False),
-    _openai("gpt-4o-mini-tts", chat=False), _openai("gpt-4o-transcribe", chat=False),
-    _openai("dall-e-3", chat=False), _openai("gpt-image-1", chat=False),
-    _openai("omni-moderation-latest", chat=False), _openai("gpt-4o-realtime-preview", chat=False),
-    _openai("gpt-4o-audio-preview", chat=False), _openai("gpt-4o-search-preview", chat=False),
+    _openai("gpt-3.5-turbo-instruct", chat=False),
+    _openai("davinci-002", chat=False),
+    _openai("babbage-002", chat=False),
+    _openai("text-embedding-3-small", chat=False),
+    _openai("text-embedding-3-large", chat=False),
+    _openai("whisper-1", chat=False),
+    _openai("tts-1", chat=False),
+    _openai("tts-1-hd", chat=False),
+    _openai("gpt-4o-mini-tts", chat=False),
+    _openai("gpt-4o-transcribe", chat=False),
+    _openai("dall-e-3", chat=False),
+    _openai("gpt-image-1", chat=False),
+    _openai("omni-moderation-latest", chat=False),
+    _openai("gpt-4o-realtime-preview", chat=False),
+    _openai("gpt-4o-audio-preview", chat=False),
+    _openai("gpt-4o-search-preview", chat=False),
     _openai("computer-use-preview", chat=False),
 ]
 
 
-def _groq(model_id: str, owner: str, context: int, active: bool = True, chat: bool = True,
-          max_completion: int | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": model_id, "object": "model", "created": 1693721698,
-                             "owned_by": owner, "active": active, "context_window": context,
-                             "public_apps": None, "chat": chat}
+def _groq(
+    model_id: str,
+    owner: str,
+    context: int,
+    active: bool = True,
+    chat: bool = True,
+    max_completion: int | None = None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": model_id,
+        "object": "model",
+        "created": 1693721698,
+        "owned_by": owner,
+        "active": active,
+        "context_window": context,
+        "public_apps": None,
+        "chat": chat,
+    }
     if max_completion:
         entry["max_completion_tokens"] = max_completion
     return entry
@@ -52,8 +90,7 @@ GROQ_MODELS = [
     _groq("groq/compound", "Groq", 131072, max_completion=8192),
     _groq("groq/compound-mini", "Groq", 131072, max_completion=8192),
     # Listed but retired: chat answers 400 model_decommissioned.
-    _groq("moonshotai/kimi-k2-instruct-0905", "Moonshot AI", 262144, active=False,
-          max_completion=16384),
+    _groq("moonshotai/kimi-k2-instruct-0905", "Moonshot AI", 262144, active=False, max_completion=16384),
     _groq("whisper-large-v3", "OpenAI", 448, chat=False),
     _groq("whisper-large-v3-turbo", "OpenAI", 448, chat=False),
     _groq("playai-tts", "PlayAI", 8192, chat=False),
@@ -99,13 +136,27 @@ ANTHROPIC_ALIASES = {
 _GEMINI_CHAT = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 
 
-def _gemini(name: str, display: str, methods: list[str] | None = None, context: int = 1048576,
-            output: int = 65536, thinking: bool = False, stage: str | None = None) -> dict[str, Any]:
+def _gemini(
+    name: str,
+    display: str,
+    methods: list[str] | None = None,
+    context: int = 1048576,
+    output: int = 65536,
+    thinking: bool = False,
+    stage: str | None = None,
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "name": f"models/{name}", "version": "001", "displayName": display,
-        "description": display, "inputTokenLimit": context, "outputTokenLimit": output,
+        "name": f"models/{name}",
+        "version": "001",
+        "displayName": display,
+        "description": display,
+        "inputTokenLimit": context,
+        "outputTokenLimit": output,
         "supportedGenerationMethods": methods or _GEMINI_CHAT,
-        "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2,
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
     }
     if thinking:
         entry["thinking"] = True
@@ -115,35 +166,47 @@ def _gemini(name: str, display: str, methods: list[str] | None = None, context: 
 
 
 GEMINI_MODELS = [
-    _gemini("gemini-exp-internal-01", "Internal experiment", ["generateContent", "countTokens"],
-            stage="UNSTABLE_EXPERIMENTAL"),
+    _gemini(
+        "gemini-exp-internal-01",
+        "Internal experiment",
+        ["generateContent", "countTokens"],
+        stage="UNSTABLE_EXPERIMENTAL",
+    ),
     _gemini("gemini-2.0-flash", "Gemini 2.0 Flash", output=8192, stage="LEGACY"),
     _gemini("gemini-2.0-flash-lite", "Gemini 2.0 Flash-Lite", output=8192, stage="LEGACY"),
     _gemini("gemini-2.5-pro", "Gemini 2.5 Pro", thinking=True),
     _gemini("gemini-2.5-flash", "Gemini 2.5 Flash", thinking=True),
     _gemini("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", thinking=True),
-    _gemini("gemini-2.5-flash-preview-tts", "Gemini 2.5 Flash Preview TTS", context=8192,
-            output=16384),
+    _gemini("gemini-2.5-flash-preview-tts", "Gemini 2.5 Flash Preview TTS", context=8192, output=16384),
     _gemini("gemini-2.5-flash-image", "Nano Banana", context=32768, output=32768),
-    _gemini("gemini-2.0-flash-live-001", "Gemini 2.0 Flash 001 Live",
-            ["bidiGenerateContent", "countTokens"]),
+    _gemini("gemini-2.0-flash-live-001", "Gemini 2.0 Flash 001 Live", ["bidiGenerateContent", "countTokens"]),
     _gemini("gemini-3-pro-preview", "Gemini 3 Pro Preview", thinking=True),
     _gemini("gemini-flash-latest", "Gemini Flash Latest", thinking=True),
-    _gemini("gemma-3-27b-it", "Gemma 3 27B", ["generateContent", "countTokens"], context=131072,
-            output=8192),
-    _gemini("gemma-3-4b-it", "Gemma 3 4B", ["generateContent", "countTokens"], context=32768,
-            output=8192),
+    _gemini("gemma-3-27b-it", "Gemma 3 27B", ["generateContent", "countTokens"], context=131072, output=8192),
+    _gemini("gemma-3-4b-it", "Gemma 3 4B", ["generateContent", "countTokens"], context=32768, output=8192),
     _gemini("embedding-001", "Embedding 001", ["embedContent"], context=2048, output=1),
     _gemini("text-embedding-004", "Text Embedding 004", ["embedContent"], context=2048, output=1),
-    _gemini("gemini-embedding-001", "Gemini Embedding 001",
-            ["embedContent", "countTextTokens", "countTokens"], context=2048, output=1),
-    _gemini("aqa", "Model that performs Attributed Question Answering.",
-            ["generateAnswer"], context=7168, output=1024),
+    _gemini(
+        "gemini-embedding-001",
+        "Gemini Embedding 001",
+        ["embedContent", "countTextTokens", "countTokens"],
+        context=2048,
+        output=1,
+    ),
+    _gemini(
+        "aqa",
+        "Model that performs Attributed Question Answering.",
+        ["generateAnswer"],
+        context=7168,
+        output=1024,
+    ),
     _gemini("imagen-4.0-generate-001", "Imagen 4", ["predict"], context=480, output=8192),
     _gemini("veo-3.0-generate-001", "Veo 3", ["predictLongRunning"], context=480, output=8192),
 ]
 
 # Served modelVersion differs from the requested alias, as on the real API.
-GEMINI_SERVED_AS = {"gemini-3-pro-preview": "gemini-3.1-pro-preview",
-                    "gemini-flash-latest": "gemini-2.5-flash"}
+GEMINI_SERVED_AS = {
+    "gemini-3-pro-preview": "gemini-3.1-pro-preview",
+    "gemini-flash-latest": "gemini-2.5-flash",
+}
 GEMINI_THOUGHT_TOKENS = 12

@@ -16,7 +16,7 @@ def revoke_key() -> Response:
     """Make one key answer as invalid from now on."""
     key = (request.get_json(silent=True) or {}).get("key")
     if not isinstance(key, str) or not key:
-        abort(400, "body must be {\"key\": \"...\"}")
+        abort(400, 'body must be {"key": "..."}')
     state().revoke(key)
     return jsonify(revoked=True)
 

@@ -33,6 +33,7 @@ class Conversation:
 
     @property
     def last_user_text(self) -> str:
+        """The text of the last user message (where directives are read)."""
         return next((text for role, text in reversed(self.messages) if role == "user"), "")
 
     @property
@@ -102,12 +103,15 @@ def reply_text(label: str, conversation: Conversation, plan: Plan) -> str:
     if plan.text is not None:
         return plan.text
     if plan.echo:
-        return json.dumps({
-            "model": conversation.model,
-            "system": conversation.system,
-            "messages": [list(m) for m in conversation.messages],
-            "settings": conversation.settings,
-        }, ensure_ascii=False)
+        return json.dumps(
+            {
+                "model": conversation.model,
+                "system": conversation.system,
+                "messages": [list(m) for m in conversation.messages],
+                "settings": conversation.settings,
+            },
+            ensure_ascii=False,
+        )
     said = strip_directives(conversation.last_user_text)
     return f"Hello from the {label} simulator. You said: {said}"
 
@@ -166,7 +170,7 @@ def _split_multibyte(frame: bytes) -> list[bytes]:
     # Real streams split UTF-8 characters across TCP writes; do it on purpose.
     for i, byte in enumerate(frame):
         if byte >= 0xC0:
-            return [frame[: i + 1], frame[i + 1:]]
+            return [frame[: i + 1], frame[i + 1 :]]
     return [frame]
 
 
@@ -180,8 +184,9 @@ class StreamScript:
     mid_error: bytes
 
 
-def run_stream(script: StreamScript, reply: Reply, plan: Plan, record: RequestRecord,
-               environ: dict[str, Any]) -> Iterator[bytes]:
+def run_stream(
+    script: StreamScript, reply: Reply, plan: Plan, record: RequestRecord, environ: dict[str, Any]
+) -> Iterator[bytes]:
     """Yield the frames with a pause per token; note completed, client_closed or failed."""
     try:
         yield b""  # headers go out now

@@ -40,6 +40,7 @@ class RequestRecord:
             self.state, self.ended_at = state, time.time()
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
         return asdict(self)
 
 
@@ -63,10 +64,10 @@ class SimState:
         self.revoked.add(hashlib.sha256(api_key.encode()).hexdigest())
 
     def is_revoked(self, api_key: str) -> bool:
+        """True after /_sim/keys/revoke named this key."""
         return hashlib.sha256(api_key.encode()).hexdigest() in self.revoked
 
-    def record(self, provider: str, method: str, path: str, api_key: str | None,
-               kind: str) -> RequestRecord:
+    def record(self, provider: str, method: str, path: str, api_key: str | None, kind: str) -> RequestRecord:
         """Log one incoming request and count it under kind ("chat" or "models")."""
         entry = RequestRecord(provider, method, path, key_digest(api_key))
         self.records.append(entry)

@@ -24,10 +24,12 @@ def state() -> SimState:
 
 
 def rand(alphabet: str, length: int) -> str:
+    """A random id part (ids need not be secure here)."""
     return "".join(random.choice(alphabet) for _ in range(length))
 
 
 def openai_id() -> str:
+    """chatcmpl- plus 29 base62 characters."""
     return "chatcmpl-" + rand(_BASE62, 29)
 
 
@@ -37,27 +39,39 @@ def groq_ids() -> tuple[str, str]:
 
 
 def anthropic_id(prefix: str = "msg_01") -> str:
+    """msg_01 (or another prefix) plus 22 base62 characters."""
     return prefix + rand(_BASE62, 22)
 
 
 def gemini_response_id() -> str:
+    """A ~23 character base64url responseId."""
     return base64.urlsafe_b64encode(random.randbytes(17)).decode().rstrip("=")
 
 
-def json_body(payload: Any, status: int, *, indent: int | None = None, newline: bool = False,
-              content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> Response:
+def json_body(
+    payload: Any,
+    status: int,
+    *,
+    indent: int | None = None,
+    newline: bool = False,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Response:
     """A JSON response serialised the way the provider does (pretty or compact)."""
     separators = None if indent else (",", ":")
     text = json.dumps(payload, indent=indent, separators=separators, ensure_ascii=False)
-    return Response(text + ("\n" if newline else ""), status=status, content_type=content_type,
-                    headers=headers)
+    return Response(
+        text + ("\n" if newline else ""), status=status, content_type=content_type, headers=headers
+    )
 
 
 def sse(payload: Any, *, event: str | None = None, crlf: bool = False, pad: int = 0) -> bytes:
     """One SSE frame; `pad` adds the spaces live Anthropic streams put before the last brace."""
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"),
-                                                               ensure_ascii=False)
+    data = (
+        payload
+        if isinstance(payload, str)
+        else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    )
     if pad and data.endswith("}"):
         data = data[:-1] + " " * pad + "}"
     end = "\r\n" if crlf else "\n"
@@ -86,8 +100,14 @@ def begin(provider: str, api_key: str | None, kind: str) -> RequestRecord:
     return state().record(provider, request.method, request.path, api_key, kind)
 
 
-def stream_response(script: StreamScript, reply: Reply, plan: Plan, record: RequestRecord,
-                    content_type: str, headers: dict[str, str] | None = None) -> Response:
+def stream_response(
+    script: StreamScript,
+    reply: Reply,
+    plan: Plan,
+    record: RequestRecord,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """A 200 streaming response whose outcome is recorded under its `x-sim-stream-id`."""
     stream_id = state().start_stream(record)
     record.status = 200

@@ -62,17 +62,18 @@ class AnthropicAdapter(ProviderAdapter):
             for raw in body.get("data") or []:
                 if isinstance(raw, dict) and isinstance(raw.get("id"), str):
                     window = raw.get("max_input_tokens") or catalog.context_window(
-                        catalog.ANTHROPIC_CONTEXT_WINDOWS, raw["id"])
-                    models[raw["id"]] = ModelInfo(raw["id"], raw.get("display_name") or raw["id"],
-                                                  window)
+                        catalog.ANTHROPIC_CONTEXT_WINDOWS, raw["id"]
+                    )
+                    models[raw["id"]] = ModelInfo(raw["id"], raw.get("display_name") or raw["id"], window)
             last_id = body.get("last_id")
             if not body.get("has_more") or not last_id or last_id == params.get("after_id"):
                 break
             params = {"limit": self.page_size, "after_id": last_id}
         return sorted(models.values(), key=lambda m: m.id)
 
-    def chat_body(self, model: str, messages: list[ChatMessage], system_prompt: str | None,
-                  settings: ChatSettings) -> dict[str, Any]:
+    def chat_body(
+        self, model: str, messages: list[ChatMessage], system_prompt: str | None, settings: ChatSettings
+    ) -> dict[str, Any]:
         """The request body: alternating turns, required max_tokens, one sampling knob."""
         body: dict[str, Any] = {
             "model": model,
@@ -89,9 +90,15 @@ class AnthropicAdapter(ProviderAdapter):
             body["top_p"] = settings.top_p
         return body
 
-    def stream_chat(self, api_key: str, *, model: str, messages: list[ChatMessage],
-                    system_prompt: str | None = None,
-                    settings: ChatSettings = DEFAULT_SETTINGS) -> ChatStream:
+    def stream_chat(
+        self,
+        api_key: str,
+        *,
+        model: str,
+        messages: list[ChatMessage],
+        system_prompt: str | None = None,
+        settings: ChatSettings = DEFAULT_SETTINGS,
+    ) -> ChatStream:
         """Stream a message; total tokens are computed as input + output."""
         body = self.chat_body(model, messages, system_prompt, settings)
         return self.open_stream("/messages", api_key, body, self.decode_stream)
@@ -125,10 +132,10 @@ class AnthropicAdapter(ProviderAdapter):
                 input_tokens = usage.get("input_tokens", input_tokens)
                 output_tokens = usage.get("output_tokens", output_tokens)
             elif kind == "message_stop":
-                total = None
                 if input_tokens is not None and output_tokens is not None:
-                    total = input_tokens + output_tokens
-                yield Usage(input_tokens, output_tokens, total)
+                    yield Usage(input_tokens, output_tokens, input_tokens + output_tokens)
+                elif input_tokens is not None or output_tokens is not None:
+                    yield Usage(input_tokens, output_tokens, None)
                 yield Done(message_id, normalize_finish_reason(stop_reason), model)
                 return
         raise UpstreamError("The provider stream ended before message_stop.", provider=self.name)

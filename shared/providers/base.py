@@ -62,8 +62,7 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the API shape: {"id", "displayName", "contextWindow"}."""
-        return {"id": self.id, "displayName": self.display_name,
-                "contextWindow": self.context_window}
+        return {"id": self.id, "displayName": self.display_name, "contextWindow": self.context_window}
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,25 @@ class KeyCheck(enum.Enum):
 
 
 _FINISH_REASONS = {
-    "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "STOP": "stop",
-    "length": "length", "max_tokens": "length", "MAX_TOKENS": "length",
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "STOP": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "MAX_TOKENS": "length",
     "model_context_window_exceeded": "length",
-    "content_filter": "filtered", "refusal": "filtered", "SAFETY": "filtered",
-    "RECITATION": "filtered", "BLOCKLIST": "filtered", "PROHIBITED_CONTENT": "filtered",
-    "SPII": "filtered", "IMAGE_SAFETY": "filtered",
-    "tool_calls": "tool", "tool_use": "tool", "function_call": "tool",
+    "content_filter": "filtered",
+    "refusal": "filtered",
+    "SAFETY": "filtered",
+    "RECITATION": "filtered",
+    "BLOCKLIST": "filtered",
+    "PROHIBITED_CONTENT": "filtered",
+    "SPII": "filtered",
+    "IMAGE_SAFETY": "filtered",
+    "tool_calls": "tool",
+    "tool_use": "tool",
+    "function_call": "tool",
 }
 
 
@@ -145,8 +156,10 @@ class ProviderError(Exception):
         return self
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(provider={self.provider!r}, status={self.status!r}, "
-                f"code={self.code!r}, message={self.message!r})")
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, status={self.status!r}, "
+            f"code={self.code!r}, message={self.message!r})"
+        )
 
 
 class AuthFailed(ProviderError):
@@ -167,8 +180,9 @@ class RateLimited(ProviderError):
     code = "rate_limited"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None,
-                 out_of_credit: bool = False, **kwargs: Any):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, out_of_credit: bool = False, **kwargs: Any
+    ):
         if out_of_credit:
             kwargs.setdefault("code", "out_of_credit")
             kwargs.setdefault("retryable", False)
@@ -236,8 +250,7 @@ def parse_duration(text: str | None) -> float | None:
     if not match or not any(match.groups()):
         return None
     hours, minutes, seconds, millis = match.groups()
-    return (int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-            + float(millis or 0) / 1000.0)
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0) + float(millis or 0) / 1000.0
 
 
 _TRY_AGAIN = re.compile(r"try again in ([0-9hms.]+)")
@@ -275,16 +288,18 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent | RawDocument]:
 
     def handle(line: str) -> Iterator[SSEEvent | RawDocument]:
         nonlocal event, data, raw
-        if raw or line[:1] in ("{", "["):
+        if raw or line.startswith("{"):
             if data and not raw:  # a bare document also ends the event before it
                 yield SSEEvent(event, "\n".join(data))
                 event, data = None, []
             raw.append(line)
+            if sum(map(len, raw)) > _LINE_LIMIT:
+                raise UpstreamError("The provider sent an unreadable stream.")
+            if not line.rstrip().endswith("}"):
+                return  # a document can only be complete on a closing-brace line
             try:
                 payload = json.loads("\n".join(raw))
             except ValueError:
-                if sum(map(len, raw)) > _LINE_LIMIT:
-                    raise UpstreamError("The provider sent an unreadable stream.") from None
                 return
             raw = []
             yield RawDocument(payload)
@@ -348,8 +363,13 @@ def _is_read_timeout(exc: BaseException) -> bool:
 class ChatStream:
     """Iterator of TextDelta | Usage | Done from one streamed response; ends after Done."""
 
-    def __init__(self, response: requests.Response, events: Iterator[StreamEvent],
-                 provider: str, redactor: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        response: requests.Response,
+        events: Iterator[StreamEvent],
+        provider: str,
+        redactor: Callable[[str], str] | None = None,
+    ):
         self._response = response
         self._events = events
         self._redact = redactor
@@ -380,10 +400,10 @@ class ChatStream:
             if was_closed:
                 raise StopIteration from None
             if _is_read_timeout(exc):
-                raise UpstreamTimeout("The provider stopped sending data (read timeout).",
-                                      provider=self.provider) from None
-            raise UpstreamError("The provider connection broke mid-stream.",
-                                provider=self.provider) from None
+                raise UpstreamTimeout(
+                    "The provider stopped sending data (read timeout).", provider=self.provider
+                ) from None
+            raise UpstreamError("The provider connection broke mid-stream.", provider=self.provider) from None
         if isinstance(event, Done):
             self.close()
         return event
@@ -415,8 +435,14 @@ class ProviderAdapter(abc.ABC):
 
     name: str = ""
 
-    def __init__(self, base_url: str, *, connect_timeout: float = 5.0, read_timeout: float = 60.0,
-                 session: requests.Session | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        session: requests.Session | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -443,41 +469,63 @@ class ProviderAdapter(abc.ABC):
         """Chat-capable models, all pages, sorted by id."""
 
     @abc.abstractmethod
-    def stream_chat(self, api_key: str, *, model: str, messages: list[ChatMessage],
-                    system_prompt: str | None = None,
-                    settings: ChatSettings = DEFAULT_SETTINGS) -> ChatStream:
+    def stream_chat(
+        self,
+        api_key: str,
+        *,
+        model: str,
+        messages: list[ChatMessage],
+        system_prompt: str | None = None,
+        settings: ChatSettings = DEFAULT_SETTINGS,
+    ) -> ChatStream:
         """Start a streamed chat completion."""
 
     # Shared plumbing.
-    def request(self, method: str, path: str, api_key: str, *, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None, stream: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        api_key: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
         """Send one call with timeouts; non-2xx answers raise the classified ProviderError."""
         try:
             response = self.session.request(
-                method, self.base_url + path, params=params, json=body, stream=stream,
-                headers={"Accept": "application/json", **self.auth_headers(api_key)},
-                timeout=(self.connect_timeout, self.read_timeout), allow_redirects=False,
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                stream=stream,
+                headers={
+                    "Accept": "text/event-stream" if stream else "application/json",
+                    **self.auth_headers(api_key),
+                },
+                timeout=(self.connect_timeout, self.read_timeout),
+                allow_redirects=False,
             )
         except requests.Timeout:
-            raise UpstreamTimeout("The provider did not answer in time.",
-                                  provider=self.name) from None
+            raise UpstreamTimeout("The provider did not answer in time.", provider=self.name) from None
         except requests.ConnectionError:
-            raise UpstreamTimeout("The provider could not be reached.", provider=self.name,
-                                  code="upstream_unreachable") from None
+            raise UpstreamTimeout(
+                "The provider could not be reached.", provider=self.name, code="upstream_unreachable"
+            ) from None
         except requests.RequestException:
             raise UpstreamError("The provider request failed.", provider=self.name) from None
         if not 200 <= response.status_code < 300:
             try:
-                error = self.classify_error(response.status_code, _read_error_body(response),
-                                            response.headers)
+                error = self.classify_error(
+                    response.status_code, _read_error_body(response), response.headers
+                )
             finally:
                 response.close()
             error.provider, error.status = self.name, response.status_code
             raise error.scrub(api_key)
         return response
 
-    def get_json(self, path: str, api_key: str,
-                 params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def get_json(self, path: str, api_key: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET a JSON object or raise."""
         response = self.request("GET", path, api_key, params=params)
         try:
@@ -487,8 +535,9 @@ class ProviderAdapter(abc.ABC):
         finally:
             response.close()
         if not isinstance(body, dict):
-            raise UpstreamError("The provider sent a malformed response.", provider=self.name,
-                                status=response.status_code)
+            raise UpstreamError(
+                "The provider sent a malformed response.", provider=self.name, status=response.status_code
+            )
         return body
 
     def check_key(self, path: str, api_key: str, params: dict[str, Any] | None = None) -> KeyCheck:
@@ -501,9 +550,14 @@ class ProviderAdapter(abc.ABC):
             return KeyCheck.UNAVAILABLE
         return KeyCheck.VALID
 
-    def open_stream(self, path: str, api_key: str, body: dict[str, Any],
-                    decode: Callable[[Iterator[SSEEvent | RawDocument]], Iterator[StreamEvent]],
-                    params: dict[str, Any] | None = None) -> ChatStream:
+    def open_stream(
+        self,
+        path: str,
+        api_key: str,
+        body: dict[str, Any],
+        decode: Callable[[Iterator[SSEEvent | RawDocument]], Iterator[StreamEvent]],
+        params: dict[str, Any] | None = None,
+    ) -> ChatStream:
         """POST a streaming request and wrap its body in a ChatStream."""
         response = self.request("POST", path, api_key, params=params, body=body, stream=True)
         events = decode(iter_sse(response.iter_content(chunk_size=None)))

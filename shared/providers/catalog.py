@@ -6,9 +6,23 @@ import re
 
 # OpenAI's /models has no capability flags; these id rules follow peer apps (providers.md §2.2).
 OPENAI_CHAT_PREFIX = re.compile(r"^(gpt-|chatgpt-|o\d)")
-OPENAI_NON_CHAT = ("tts", "whisper", "embedding", "dall-e", "image", "moderation", "audio",
-                   "realtime", "transcribe", "search", "computer-use", "instruct", "codex",
-                   "davinci", "babbage")
+OPENAI_NON_CHAT = (
+    "tts",
+    "whisper",
+    "embedding",
+    "dall-e",
+    "image",
+    "moderation",
+    "audio",
+    "realtime",
+    "transcribe",
+    "search",
+    "computer-use",
+    "instruct",
+    "codex",
+    "davinci",
+    "babbage",
+)
 
 # Longest matching prefix wins. Sizes are the providers' published input windows (approximate).
 OPENAI_CONTEXT_WINDOWS = {
@@ -45,5 +59,4 @@ def context_window(table: dict[str, int], model_id: str) -> int | None:
 
 def is_openai_chat_model(model_id: str) -> bool:
     """True for chat-completions models in OpenAI's mixed list."""
-    return bool(OPENAI_CHAT_PREFIX.match(model_id)) and not any(
-        word in model_id for word in OPENAI_NON_CHAT)
+    return bool(OPENAI_CHAT_PREFIX.match(model_id)) and not any(word in model_id for word in OPENAI_NON_CHAT)

@@ -41,8 +41,7 @@ _DETAIL = "type.googleapis.com/google.rpc."
 
 
 def _details(error: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [d for d in error.get("details") or []
-            if isinstance(d, dict) and d.get("@type") == _DETAIL + kind]
+    return [d for d in error.get("details") or [] if isinstance(d, dict) and d.get("@type") == _DETAIL + kind]
 
 
 class GeminiAdapter(ProviderAdapter):
@@ -88,28 +87,40 @@ class GeminiAdapter(ProviderAdapter):
             return None
         return ModelInfo(model_id, raw.get("displayName") or model_id, raw.get("inputTokenLimit"))
 
-    def chat_body(self, messages: list[ChatMessage], system_prompt: str | None,
-                  settings: ChatSettings) -> dict[str, Any]:
+    def chat_body(
+        self, messages: list[ChatMessage], system_prompt: str | None, settings: ChatSettings
+    ) -> dict[str, Any]:
         """Request body: user/model turns, systemInstruction and generationConfig."""
-        body: dict[str, Any] = {"contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-            for m in merge_turns(messages)
-        ]}
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in merge_turns(messages)
+            ]
+        }
         if system_prompt:
             body["systemInstruction"] = {"parts": [{"text": system_prompt}]}
         config = {
             key: value
-            for key, value in (("temperature", settings.temperature), ("topP", settings.top_p),
-                               ("maxOutputTokens", settings.max_tokens))
+            for key, value in (
+                ("temperature", settings.temperature),
+                ("topP", settings.top_p),
+                ("maxOutputTokens", settings.max_tokens),
+            )
             if value is not None
         }
         if config:
             body["generationConfig"] = config
         return body
 
-    def stream_chat(self, api_key: str, *, model: str, messages: list[ChatMessage],
-                    system_prompt: str | None = None,
-                    settings: ChatSettings = DEFAULT_SETTINGS) -> ChatStream:
+    def stream_chat(
+        self,
+        api_key: str,
+        *,
+        model: str,
+        messages: list[ChatMessage],
+        system_prompt: str | None = None,
+        settings: ChatSettings = DEFAULT_SETTINGS,
+    ) -> ChatStream:
         """Stream generateContent; usage is the last cumulative usageMetadata."""
         path = f"/models/{quote(model.removeprefix('models/'), safe='')}:streamGenerateContent"
         body = self.chat_body(messages, system_prompt, settings)
@@ -145,8 +156,7 @@ class GeminiAdapter(ProviderAdapter):
                 finish = candidate.get("finishReason") or finish
         # No end sentinel: a stream is complete only if some chunk carried a finishReason.
         if finish is None:
-            raise UpstreamError("The provider stream ended without a finish reason.",
-                                provider=self.name)
+            raise UpstreamError("The provider stream ended without a finish reason.", provider=self.name)
         if usage:
             yield usage
         yield Done(response_id, normalize_finish_reason(finish), model)
@@ -160,9 +170,11 @@ class GeminiAdapter(ProviderAdapter):
         message = error_message(payload, f"The provider answered HTTP {status}.")
         reasons = {d.get("reason") for d in _details(error, "ErrorInfo")}
         lowered = message.lower()
-        if "API_KEY_INVALID" in reasons or (status == 400 and "api key" in lowered
-                                            and ("not valid" in lowered or "expired" in lowered
-                                                 or "not found" in lowered)):
+        if "API_KEY_INVALID" in reasons or (
+            status == 400
+            and "api key" in lowered
+            and ("not valid" in lowered or "expired" in lowered or "not found" in lowered)
+        ):
             return AuthFailed(message)
         if status == 403 or state == "PERMISSION_DENIED":
             if "leaked" in lowered:
@@ -173,8 +185,11 @@ class GeminiAdapter(ProviderAdapter):
             for info in _details(error, "RetryInfo"):
                 retry_after = parse_duration(info.get("retryDelay")) or retry_after
             # A per-day free-tier quota resets at midnight Pacific: waiting a minute cannot help.
-            daily = any("PerDay" in (v.get("quotaId") or "")
-                        for f in _details(error, "QuotaFailure") for v in f.get("violations") or [])
+            daily = any(
+                "PerDay" in (v.get("quotaId") or "")
+                for f in _details(error, "QuotaFailure")
+                for v in f.get("violations") or []
+            )
             return RateLimited(message, retry_after=retry_after, retryable=not daily)
         if status == 404 or state == "NOT_FOUND":
             return ModelUnavailable(message)

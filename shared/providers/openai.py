@@ -63,11 +63,11 @@ class OpenAIAdapter(ProviderAdapter):
         shutdown = raw.get("shutdown_date")
         if isinstance(shutdown, str) and shutdown[:10] < dt.date.today().isoformat():
             return None
-        return ModelInfo(model_id, model_id,
-                         catalog.context_window(catalog.OPENAI_CONTEXT_WINDOWS, model_id))
+        return ModelInfo(model_id, model_id, catalog.context_window(catalog.OPENAI_CONTEXT_WINDOWS, model_id))
 
-    def chat_body(self, model: str, messages: list[ChatMessage], system_prompt: str | None,
-                  settings: ChatSettings) -> dict[str, Any]:
+    def chat_body(
+        self, model: str, messages: list[ChatMessage], system_prompt: str | None, settings: ChatSettings
+    ) -> dict[str, Any]:
         """The request body for a streamed chat completion."""
         wire = [{"role": "system", "content": system_prompt}] if system_prompt else []
         for message in messages:
@@ -93,9 +93,15 @@ class OpenAIAdapter(ProviderAdapter):
         """Reasoning models reject sampling settings other than the defaults."""
         return bool(catalog.OPENAI_REASONING_MODEL.match(model))
 
-    def stream_chat(self, api_key: str, *, model: str, messages: list[ChatMessage],
-                    system_prompt: str | None = None,
-                    settings: ChatSettings = DEFAULT_SETTINGS) -> ChatStream:
+    def stream_chat(
+        self,
+        api_key: str,
+        *,
+        model: str,
+        messages: list[ChatMessage],
+        system_prompt: str | None = None,
+        settings: ChatSettings = DEFAULT_SETTINGS,
+    ) -> ChatStream:
         """Stream a chat completion; usage comes from the final `choices: []` chunk."""
         body = self.chat_body(model, messages, system_prompt, settings)
         return self.open_stream("/chat/completions", api_key, body, self.decode_stream)
@@ -120,8 +126,11 @@ class OpenAIAdapter(ProviderAdapter):
             # Groq repeats the same usage up to three times; keep the last, never add them up.
             raw_usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
             if isinstance(raw_usage, dict):
-                usage = Usage(raw_usage.get("prompt_tokens"), raw_usage.get("completion_tokens"),
-                              raw_usage.get("total_tokens"))
+                usage = Usage(
+                    raw_usage.get("prompt_tokens"),
+                    raw_usage.get("completion_tokens"),
+                    raw_usage.get("total_tokens"),
+                )
             for choice in chunk.get("choices") or []:
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                     continue

@@ -50,7 +50,7 @@ class ChunkedBody:
         if self.closed or self.pos >= len(self.data):
             return b""
         size = next(self.sizes)
-        chunk = self.data[self.pos:self.pos + size]
+        chunk = self.data[self.pos : self.pos + size]
         self.pos += len(chunk)
         return chunk
 
@@ -67,8 +67,13 @@ class ReplayTransport(BaseAdapter):
         self.sent: list[requests.PreparedRequest] = []
         self.bodies: list[ChunkedBody] = []
 
-    def add(self, body: bytes | str, status: int = 200, headers: dict[str, str] | None = None,
-            chunks: list[int] | None = None) -> ReplayTransport:
+    def add(
+        self,
+        body: bytes | str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        chunks: list[int] | None = None,
+    ) -> ReplayTransport:
         data = body.encode() if isinstance(body, str) else body
         self.queue.append((status, headers or {"content-type": "application/json"}, data, chunks))
         return self
@@ -169,7 +174,9 @@ def simulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simu
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "simulator", "--port", str(port)],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     sim = Simulator(f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 30

@@ -21,11 +21,23 @@ def test_openai_doc_example_has_no_chat_models(replay, transcripts):
 
 def test_openai_list_keeps_chat_models_with_known_context_windows(replay):
     adapter, transport = replay("openai")
-    ids = ["gpt-4o-mini", "o3", "text-embedding-3-small", "whisper-1", "gpt-4o-realtime-preview",
-           "gpt-5", "dall-e-3", "gpt-3.5-turbo-instruct", "chatgpt-4o-latest", "tts-1",
-           "gpt-4-0613"]
-    data = [{"id": i, "object": "model", "shutdown_date": "2020-01-01" if i == "gpt-4-0613" else None}
-            for i in ids]
+    ids = [
+        "gpt-4o-mini",
+        "o3",
+        "text-embedding-3-small",
+        "whisper-1",
+        "gpt-4o-realtime-preview",
+        "gpt-5",
+        "dall-e-3",
+        "gpt-3.5-turbo-instruct",
+        "chatgpt-4o-latest",
+        "tts-1",
+        "gpt-4-0613",
+    ]
+    data = [
+        {"id": i, "object": "model", "shutdown_date": "2020-01-01" if i == "gpt-4-0613" else None}
+        for i in ids
+    ]
     transport.add(json.dumps({"object": "list", "data": data}))
     assert adapter.list_models("k") == [
         ModelInfo("chatgpt-4o-latest", "chatgpt-4o-latest", 128_000),
@@ -38,16 +50,32 @@ def test_openai_list_keeps_chat_models_with_known_context_windows(replay):
 def test_anthropic_pager_follows_last_id_until_has_more_is_false(replay, transcripts):
     adapter, transport = replay("anthropic")
     transport.add((transcripts / "anthropic_models.json").read_bytes())
-    transport.add(json.dumps({"data": [{"id": "claude-3-haiku-20240307", "type": "model",
-                                        "display_name": "Claude Haiku 3",
-                                        "created_at": "2024-03-07T00:00:00Z"}],
-                              "has_more": False, "first_id": "claude-3-haiku-20240307",
-                              "last_id": "claude-3-haiku-20240307"}))
+    transport.add(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "id": "claude-3-haiku-20240307",
+                        "type": "model",
+                        "display_name": "Claude Haiku 3",
+                        "created_at": "2024-03-07T00:00:00Z",
+                    }
+                ],
+                "has_more": False,
+                "first_id": "claude-3-haiku-20240307",
+                "last_id": "claude-3-haiku-20240307",
+            }
+        )
+    )
     models = adapter.list_models("k")
-    assert [query(r) for r in transport.sent] == [{"limit": "1000"},
-                                                   {"limit": "1000", "after_id": "<string>"}]
-    assert models == [ModelInfo("claude-3-haiku-20240307", "Claude Haiku 3", 200_000),
-                      ModelInfo("claude-sonnet-4-20250514", "Claude Sonnet 4", 200_000)]
+    assert [query(r) for r in transport.sent] == [
+        {"limit": "1000"},
+        {"limit": "1000", "after_id": "<string>"},
+    ]
+    assert models == [
+        ModelInfo("claude-3-haiku-20240307", "Claude Haiku 3", 200_000),
+        ModelInfo("claude-sonnet-4-20250514", "Claude Sonnet 4", 200_000),
+    ]
     assert transport.sent[0].headers["anthropic-version"] == "2023-06-01"
 
 
@@ -55,14 +83,30 @@ def test_gemini_pager_requests_page_two_with_the_token(replay, transcripts):
     adapter, transport = replay("gemini")
     page_one = (transcripts / "gemini_models.json").read_bytes()
     transport.add(page_one)
-    transport.add(json.dumps({"models": [
-        {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash",
-         "inputTokenLimit": 1048576, "supportedGenerationMethods": ["generateContent"]},
-        {"name": "models/text-embedding-004", "displayName": "Embedding",
-         "supportedGenerationMethods": ["embedContent"]},
-        {"name": "models/gemini-2.5-flash-preview-tts", "displayName": "TTS",
-         "supportedGenerationMethods": ["generateContent"]},
-    ]}))
+    transport.add(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "name": "models/gemini-2.5-flash",
+                        "displayName": "Gemini 2.5 Flash",
+                        "inputTokenLimit": 1048576,
+                        "supportedGenerationMethods": ["generateContent"],
+                    },
+                    {
+                        "name": "models/text-embedding-004",
+                        "displayName": "Embedding",
+                        "supportedGenerationMethods": ["embedContent"],
+                    },
+                    {
+                        "name": "models/gemini-2.5-flash-preview-tts",
+                        "displayName": "TTS",
+                        "supportedGenerationMethods": ["generateContent"],
+                    },
+                ]
+            }
+        )
+    )
     models = {m.id: m for m in adapter.list_models("k")}
     token = json.loads(page_one)["nextPageToken"]
     assert query(transport.sent[1]) == {"pageSize": "1000", "pageToken": token}

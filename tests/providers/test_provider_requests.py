@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.providers import ChatMessage, ChatSettings, get_adapter
-from shared.providers.base import SSEEvent, RawDocument, iter_sse
+from shared.providers.base import RawDocument, SSEEvent, iter_sse
 
 HISTORY = [
     ChatMessage("assistant", "Welcome!"),
@@ -18,19 +18,24 @@ HISTORY = [
 ]
 
 
-def sent_body(replay, provider, model, settings=ChatSettings(), system="Be brief.",
-              messages=HISTORY):
+def sent_body(replay, provider, model, settings=None, system="Be brief.", messages=HISTORY):
     adapter, transport = replay(provider)
     transport.add(b"", headers={"content-type": "text/event-stream"})
-    adapter.stream_chat("secret-key-123", model=model, messages=messages, system_prompt=system,
-                        settings=settings).close()
+    adapter.stream_chat(
+        "secret-key-123",
+        model=model,
+        messages=messages,
+        system_prompt=system,
+        settings=settings or ChatSettings(),
+    ).close()
     request = transport.sent[0]
     return request, json.loads(request.body)
 
 
 def test_openai_maps_settings_and_requests_usage(replay):
-    request, body = sent_body(replay, "openai", "gpt-4o-mini",
-                              ChatSettings(temperature=0.3, max_tokens=50, top_p=0.9))
+    request, body = sent_body(
+        replay, "openai", "gpt-4o-mini", ChatSettings(temperature=0.3, max_tokens=50, top_p=0.9)
+    )
     assert request.url == "https://api.openai.com/v1/chat/completions"
     assert request.headers["Authorization"] == "Bearer secret-key-123"
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
@@ -42,23 +47,24 @@ def test_openai_maps_settings_and_requests_usage(replay):
 
 @pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini", "o3", "o4-mini", "o1"])
 def test_openai_reasoning_models_get_no_sampling_settings(replay, model):
-    _, body = sent_body(replay, "openai", model, ChatSettings(temperature=0.3, top_p=0.5,
-                                                              max_tokens=9))
+    _, body = sent_body(replay, "openai", model, ChatSettings(temperature=0.3, top_p=0.5, max_tokens=9))
     assert "temperature" not in body and "top_p" not in body
     assert body["max_completion_tokens"] == 9
 
 
 def test_groq_is_openai_format_with_sampling_kept(replay):
-    request, body = sent_body(replay, "groq", "openai/gpt-oss-120b",
-                              ChatSettings(temperature=0.2, max_tokens=7))
+    request, body = sent_body(
+        replay, "groq", "openai/gpt-oss-120b", ChatSettings(temperature=0.2, max_tokens=7)
+    )
     assert request.url == "https://api.groq.com/openai/v1/chat/completions"
     assert body["temperature"] == 0.2 and body["max_completion_tokens"] == 7
     assert body["stream_options"] == {"include_usage": True}
 
 
 def test_anthropic_merges_turns_clamps_temperature_and_sends_one_sampling_knob(replay):
-    request, body = sent_body(replay, "anthropic", "claude-sonnet-4-5",
-                              ChatSettings(temperature=1.7, top_p=0.5))
+    request, body = sent_body(
+        replay, "anthropic", "claude-sonnet-4-5", ChatSettings(temperature=1.7, top_p=0.5)
+    )
     assert request.url == "https://api.anthropic.com/v1/messages"
     assert request.headers["x-api-key"] == "secret-key-123"
     assert request.headers["anthropic-version"] == "2023-06-01"
@@ -73,16 +79,18 @@ def test_anthropic_merges_turns_clamps_temperature_and_sends_one_sampling_knob(r
 
 
 def test_anthropic_sends_top_p_when_temperature_is_unset(replay):
-    _, body = sent_body(replay, "anthropic", "claude-haiku-4-5", ChatSettings(top_p=0.4,
-                                                                              max_tokens=64))
+    _, body = sent_body(replay, "anthropic", "claude-haiku-4-5", ChatSettings(top_p=0.4, max_tokens=64))
     assert body["top_p"] == 0.4 and "temperature" not in body and body["max_tokens"] == 64
 
 
 def test_gemini_uses_header_key_model_role_and_generation_config(replay):
-    request, body = sent_body(replay, "gemini", "gemini-2.5-flash",
-                              ChatSettings(temperature=0.5, top_p=0.8, max_tokens=100))
-    assert request.url == ("https://generativelanguage.googleapis.com/v1beta/models/"
-                           "gemini-2.5-flash:streamGenerateContent?alt=sse")
+    request, body = sent_body(
+        replay, "gemini", "gemini-2.5-flash", ChatSettings(temperature=0.5, top_p=0.8, max_tokens=100)
+    )
+    assert request.url == (
+        "https://generativelanguage.googleapis.com/v1beta/models/"
+        "gemini-2.5-flash:streamGenerateContent?alt=sse"
+    )
     assert "secret-key-123" not in request.url
     assert request.headers["x-goog-api-key"] == "secret-key-123"
     assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
@@ -92,8 +100,9 @@ def test_gemini_uses_header_key_model_role_and_generation_config(replay):
 
 
 def test_gemini_without_settings_or_system_sends_neither(replay):
-    _, body = sent_body(replay, "gemini", "models/gemini-2.5-pro", system=None,
-                        messages=[ChatMessage("user", "x")])
+    _, body = sent_body(
+        replay, "gemini", "models/gemini-2.5-pro", system=None, messages=[ChatMessage("user", "x")]
+    )
     assert body == {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
 
 
@@ -109,11 +118,17 @@ def test_get_adapter_defaults_to_the_real_base_urls():
 
 
 def test_sse_parser_handles_crlf_comments_multiline_data_and_eof_dispatch():
-    raw = (b": keep-alive\r\n\r\nevent: a\r\ndata: one\r\ndata:two\r\n\r\n"
-           b"data: {\"x\": 1}\n\n{\n  \"error\": {\"code\": 1}\n}\ndata: last")
-    events = list(iter_sse(raw[i:i + 1] for i in range(len(raw))))
-    assert events == [SSEEvent("a", "one\ntwo"), SSEEvent(None, '{"x": 1}'),
-                      RawDocument({"error": {"code": 1}}), SSEEvent(None, "last")]
+    raw = (
+        b": keep-alive\r\n\r\nevent: a\r\ndata: one\r\ndata:two\r\n\r\n"
+        b'data: {"x": 1}\n\n{\n  "error": {"code": 1}\n}\ndata: last'
+    )
+    events = list(iter_sse(raw[i : i + 1] for i in range(len(raw))))
+    assert events == [
+        SSEEvent("a", "one\ntwo"),
+        SSEEvent(None, '{"x": 1}'),
+        RawDocument({"error": {"code": 1}}),
+        SSEEvent(None, "last"),
+    ]
 
 
 def test_sse_parser_decodes_utf8_split_across_chunks():

@@ -13,7 +13,6 @@ from shared.providers import (
     AuthFailed,
     ChatMessage,
     ChatSettings,
-    Done,
     KeyCheck,
     ModelUnavailable,
     RateLimited,
@@ -34,12 +33,18 @@ LABELS = {"openai": "OpenAI", "anthropic": "Anthropic", "gemini": "Gemini", "gro
 each_provider = pytest.mark.parametrize("provider", PROVIDERS)
 
 
-def chat(sim, provider, text, *, key=KEY, system=None, settings=ChatSettings(), history=(),
-         model=None, **adapter_kwargs):
+def chat(
+    sim, provider, text, *, key=KEY, system=None, settings=None, history=(), model=None, **adapter_kwargs
+):
     adapter = sim.adapter(provider, **adapter_kwargs)
     messages = [*history, ChatMessage("user", text)]
-    return adapter.stream_chat(key, model=model or MODELS[provider], messages=messages,
-                               system_prompt=system, settings=settings)
+    return adapter.stream_chat(
+        key,
+        model=model or MODELS[provider],
+        messages=messages,
+        system_prompt=system,
+        settings=settings or ChatSettings(),
+    )
 
 
 def collect(stream):
@@ -78,15 +83,44 @@ def test_validate_key_is_unavailable_when_nothing_listens():
 
 
 EXPECTED_MODELS = {
-    "openai": ["chatgpt-4o-latest", "gpt-3.5-turbo", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano",
-               "gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano",
-               "o1", "o3", "o3-mini", "o4-mini"],
-    "groq": ["groq/compound", "groq/compound-mini", "llama-3.1-8b-instant",
-             "llama-3.3-70b-versatile", "meta-llama/llama-4-scout-17b-16e-instruct",
-             "openai/gpt-oss-120b", "openai/gpt-oss-20b", "qwen/qwen3-32b"],
-    "gemini": ["gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash",
-               "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-pro-preview",
-               "gemini-flash-latest", "gemma-3-27b-it", "gemma-3-4b-it"],
+    "openai": [
+        "chatgpt-4o-latest",
+        "gpt-3.5-turbo",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-4o",
+        "gpt-4o-2024-08-06",
+        "gpt-4o-mini",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5-nano",
+        "o1",
+        "o3",
+        "o3-mini",
+        "o4-mini",
+    ],
+    "groq": [
+        "groq/compound",
+        "groq/compound-mini",
+        "llama-3.1-8b-instant",
+        "llama-3.3-70b-versatile",
+        "meta-llama/llama-4-scout-17b-16e-instruct",
+        "openai/gpt-oss-120b",
+        "openai/gpt-oss-20b",
+        "qwen/qwen3-32b",
+    ],
+    "gemini": [
+        "gemini-2.0-flash",
+        "gemini-2.0-flash-lite",
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "gemini-2.5-pro",
+        "gemini-3-pro-preview",
+        "gemini-flash-latest",
+        "gemma-3-27b-it",
+        "gemma-3-4b-it",
+    ],
 }
 
 
@@ -137,21 +171,32 @@ def test_stream_chat_yields_text_usage_and_done(sim, provider):
 def test_echo_shows_system_prompt_history_and_mapped_settings(sim, provider):
     history = [ChatMessage("user", "first"), ChatMessage("assistant", "reply one")]
     settings = ChatSettings(temperature=0.5, max_tokens=500)
-    text, _, _ = collect(chat(sim, provider, "[[sim:echo]] now", system="SYS", history=history,
-                              settings=settings))
+    text, _, _ = collect(
+        chat(sim, provider, "[[sim:echo]] now", system="SYS", history=history, settings=settings)
+    )
     echo = json.loads(text)
     assert echo["system"] == "SYS"
-    assert echo["messages"] == [["user", "first"], ["assistant", "reply one"],
-                                ["user", "[[sim:echo]] now"]]
-    max_name = {"openai": "max_completion_tokens", "groq": "max_completion_tokens",
-                "anthropic": "max_tokens", "gemini": "maxOutputTokens"}[provider]
+    assert echo["messages"] == [["user", "first"], ["assistant", "reply one"], ["user", "[[sim:echo]] now"]]
+    max_name = {
+        "openai": "max_completion_tokens",
+        "groq": "max_completion_tokens",
+        "anthropic": "max_tokens",
+        "gemini": "maxOutputTokens",
+    }[provider]
     assert echo["settings"][max_name] == 500
     assert echo["settings"]["temperature"] == 0.5
 
 
 def test_reasoning_model_gets_no_temperature_and_reports_reasoning_usage(sim):
-    text, usage, done = collect(chat(sim, "openai", "[[sim:echo]]", model="gpt-5",
-                                     settings=ChatSettings(temperature=0.2, max_tokens=300)))
+    text, usage, done = collect(
+        chat(
+            sim,
+            "openai",
+            "[[sim:echo]]",
+            model="gpt-5",
+            settings=ChatSettings(temperature=0.2, max_tokens=300),
+        )
+    )
     assert "temperature" not in json.loads(text)["settings"]
     assert usage.output_tokens > len(text.split())  # hidden reasoning tokens are counted
     assert done.finish_reason == "stop"
@@ -165,8 +210,7 @@ def test_exact_text_with_multibyte_characters_survives_the_wire(sim, provider):
 
 @each_provider
 def test_max_tokens_truncates_with_length_finish(sim, provider):
-    text, usage, done = collect(chat(sim, provider, "[[sim:tokens=20]]",
-                                     settings=ChatSettings(max_tokens=5)))
+    text, usage, done = collect(chat(sim, provider, "[[sim:tokens=20]]", settings=ChatSettings(max_tokens=5)))
     assert done.finish_reason == "length"
     assert len(text.split()) == 5
 
@@ -251,10 +295,12 @@ def test_closing_a_stream_early_is_seen_by_the_simulator(sim, provider):
 
 
 def test_stream_id_header_matches_the_simulator_record(sim):
-    response = requests.post(sim.base_url("openai") + "/chat/completions", timeout=5,
-                             headers={"Authorization": f"Bearer {KEY}"},
-                             json={"model": "gpt-4o-mini", "stream": True,
-                                   "messages": [{"role": "user", "content": "hi"}]})
+    response = requests.post(
+        sim.base_url("openai") + "/chat/completions",
+        timeout=5,
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    )
     stream_id = response.headers["x-sim-stream-id"]
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert sim.stream_state(stream_id)["state"] == "completed"
