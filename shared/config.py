@@ -10,16 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from shared.providers import DEFAULT_BASE_URLS
+
 SERVICE_NAMES = ("gateway", "auth", "keys", "chat", "quota")
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "keys": 8002, "chat": 8003, "quota": 8004}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The real providers; tests and `make run` point these at the local simulator instead.
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com/v1",
-    "gemini": "https://generativelanguage.googleapis.com/v1beta",
-    "groq": "https://api.groq.com/openai/v1",
-}
 
 
 class ConfigError(Exception):
@@ -38,9 +33,9 @@ class Settings:
     internal_secret: str = field(repr=False)
     encryption_key: bytes = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
-    database_url: str | None
+    database_url: str | None = field(repr=False)  # may hold a password
     var_dir: Path
-    redis_url: str | None
+    redis_url: str | None = field(repr=False)  # may hold a password
     groq_api_key: str | None = field(repr=False)
     groq_free_model: str
     groq_free_fallback_models: tuple[str, ...]
