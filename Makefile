@@ -39,6 +39,9 @@ format: setup
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
+rotate-key: setup
+	@$(PY) -m runner rotate-key
+
 bench: setup
 	@$(PY) -m bench
 

@@ -1,4 +1,5 @@
-"""`python -m runner run|migrate|env`: the commands behind `make run` and `make migrate`."""
+"""`python -m runner run|migrate|env|rotate-key`: the commands behind `make run`, `make migrate`
+and `make rotate-key` (each reads .env, where the real environment leaves a variable unset)."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def run() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
-    parser.add_argument("command", choices=["run", "migrate", "env"])
+    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key"])
     args = parser.parse_args()
     os.chdir(REPO_ROOT)
     if args.command == "env":
@@ -108,6 +109,10 @@ def main() -> int:
         return 0
     ensure_env_file()
     load_env_file()
+    if args.command == "rotate-key":
+        from keys_service.rotate import main as rotate_main
+
+        return rotate_main()
     if args.command == "migrate":
         try:
             migrate()

@@ -277,4 +277,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def secret_values(settings: Settings) -> list[str]:
     """The configured secrets whose exact values must never reach a log line."""
-    return [s for s in (settings.groq_api_key, settings.auth_secret, settings.internal_secret) if s]
+    keys = (settings.encryption_key, settings.encryption_key_previous)
+    encoded_keys = [base64.b64encode(key).decode() for key in keys if key]
+    secrets = (settings.groq_api_key, settings.auth_secret, settings.internal_secret, *encoded_keys)
+    return [s for s in secrets if s]

@@ -77,6 +77,8 @@ def _attach_schema_on_connect(engine: sa.Engine, var_dir: Path, schema: str) -> 
         cursor = dbapi_connection.cursor()
         cursor.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
         cursor.execute(f"PRAGMA {schema}.journal_mode=WAL")
+        # Deleted data (a revoked key's ciphertext) is overwritten, not left in free pages.
+        cursor.execute(f"PRAGMA {schema}.secure_delete=ON")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
