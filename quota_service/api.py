@@ -33,8 +33,8 @@ def reserve_free_request():
 def release_free_request():
     """For chat_service: give a reservation back (once); 404 if it is not this user's."""
     current_caller().require_service("chat")
-    data = load_json(ReleaseSchema())
     settings, user_id = get_settings(), current_user_id()
+    data = load_json(ReleaseSchema())
     now = services.clock(settings)
     released = services.release_free_request(settings, data["reservationId"], user_id, now=now)
     usage = services.free_usage_snapshot(settings, user_id, now)

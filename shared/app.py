@@ -63,7 +63,8 @@ def _register_request_id(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # fullmatch: `$` alone would let a trailing newline through into the response header.
+        g.request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         g.started_at = time.perf_counter()
 
     @app.after_request

@@ -57,6 +57,8 @@ class Settings:
     provider_read_timeout: float
     service_urls: Mapping[str, str]
     max_body_bytes: int
+    db_pool_size: int
+    db_max_overflow: int
     bcrypt_rounds: int
     sse_idle_ping_seconds: float
     log_level: str
@@ -200,6 +202,8 @@ _VARS: dict[str, _Var] = {
         _Var("PROVIDER_CONNECT_TIMEOUT_SECONDS", _positive_float, default="5"),
         _Var("PROVIDER_READ_TIMEOUT_SECONDS", _positive_float, default="60"),
         _Var("MAX_BODY_BYTES", _positive_int, default=str(1024 * 1024)),
+        _Var("DB_POOL_SIZE", _positive_int, default="5"),
+        _Var("DB_MAX_OVERFLOW", _positive_int, default="10"),
         _Var("BCRYPT_ROUNDS", _positive_int, default="12"),
         _Var("SSE_IDLE_PING_SECONDS", _positive_float, default="0.5"),
         _Var("LOG_LEVEL", _log_level, default="INFO"),
@@ -268,6 +272,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         provider_read_timeout=values["PROVIDER_READ_TIMEOUT_SECONDS"],
         service_urls=service_urls,
         max_body_bytes=values["MAX_BODY_BYTES"],
+        db_pool_size=values["DB_POOL_SIZE"],
+        db_max_overflow=values["DB_MAX_OVERFLOW"],
         bcrypt_rounds=values["BCRYPT_ROUNDS"],
         sse_idle_ping_seconds=values["SSE_IDLE_PING_SECONDS"],
         log_level=values["LOG_LEVEL"],

@@ -44,8 +44,9 @@ def init_database(app: Flask, settings: Settings, schema: str) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = _psycopg2_url(settings.database_url)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
             "pool_pre_ping": True,  # survive a Postgres restart without a restart of ours
-            "pool_size": 10,
-            "max_overflow": 20,
+            # Per worker process; keep (services x workers x (size + overflow)) under max_connections.
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
             "pool_recycle": 1800,
         }
     app.config["KEYLM_SCHEMA"] = schema

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,12 @@ def handle_validation_error(error: ValidationError) -> Response:
     return handle_api_error(ValidationFailed(messages))
 
 
+def handle_database_unavailable(error: OperationalError) -> Response:
+    # The database went away (restart, too many clients, a locked SQLite file): retry later.
+    logger.warning("database unavailable: %s", type(error.orig).__name__ if error.orig else "unknown")
+    return handle_api_error(ServiceUnavailable("The database is unavailable; try again shortly."))
+
+
 def handle_unexpected_error(error: Exception) -> Response:
     logger.exception("unhandled error")
     return _envelope(500, error_body("internal_error", APIError.message, True))
@@ -149,4 +156,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(APIError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(ValidationError, handle_validation_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_error)

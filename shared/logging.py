@@ -22,7 +22,9 @@ _PATTERNS = [
     re.compile(r"(?i)(?P<keep>keylm_session=)[^;\s\"']+"),
     re.compile(
         r"(?i)(?P<keep>[\"']?(?:x-api-key|x-goog-api-key|x-keylm-internal|password|new_?password"
-        r"|api_?key|token|secret|authorization|cookie)[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"
+        r"|api_?key|token|secret|authorization|cookie)[\"']?\s*[:=]\s*[\"']?)"
+        # A quoted value runs to its closing quote (spaces and escaped quotes included).
+        r"(?:(?<=\")(?:[^\"\\]|\\.)+|(?<=')(?:[^'\\]|\\.)+|[^\"'&\s,;}]+)"
     ),
 ]
 

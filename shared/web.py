@@ -27,7 +27,10 @@ def current_user_id() -> str:
 
 def load_json(schema: Schema) -> dict[str, Any]:
     """Parse the body as a JSON object and load it through `schema` (errors become the envelope)."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested: json raises this, not a ValueError
+        raise InvalidJSON() from None
     if data is None:
         if not request.get_data(cache=True):
             data = {}
@@ -35,4 +38,27 @@ def load_json(schema: Schema) -> dict[str, Any]:
             raise InvalidJSON()
     if not isinstance(data, dict):
         raise InvalidJSON()
+    if _has_unstorable_text(data):
+        raise InvalidJSON("Text in the request body must be valid Unicode without NUL characters.")
     return schema.load(data)
+
+
+def _has_unstorable_text(data: Any) -> bool:
+    """True if any key or string holds a lone surrogate (cannot be UTF-8 encoded) or a NUL
+    (Postgres text cannot store it): both would otherwise fail deep inside a service as a 500."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return True
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
