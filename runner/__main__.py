@@ -54,6 +54,8 @@ def run() -> int:
         return 2
     ports = {name: int(env.get(f"{name.upper()}_PORT") or port) for name, port in DEFAULT_PORTS.items()}
     ports["simulator"] = int(env.get("SIMULATOR_PORT") or SIMULATOR_PORT)
+    if not env.get("APP_BASE_URL"):
+        env["APP_BASE_URL"] = f"http://127.0.0.1:{ports['gateway']}"
     simulated = not settings.groq_api_key
     if simulated:
         simulator_url = f"http://127.0.0.1:{ports['simulator']}"
