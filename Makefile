@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+VENDOR_STAMP := gateway/static/vendor/.installed-$(shell cat web/package.json web/package-lock.json web/copy-vendor.js | sha1sum | cut -c1-12)
 
-.PHONY: setup run test test-fast lint format migrate bench rotate-key simulator system-deps clean
+.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key simulator system-deps clean
 
 setup: $(STAMP)
 
@@ -15,20 +16,29 @@ $(STAMP): $(wildcard requirements*.txt)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# The web client's libraries (marked, DOMPurify, highlight.js) from the npm registry.
+vendor: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): web/package.json web/package-lock.json web/copy-vendor.js
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@node web/copy-vendor.js
+	@touch $@
+
 # Debian packages the tests drive: Chromium for the browser suite.
 system-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-run: setup
+run: setup vendor
 	@$(PY) -m runner run
 
 migrate: setup
 	@$(PY) -m runner migrate
 
-test: setup system-deps
+test: setup system-deps vendor
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup vendor
 	@$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: setup
@@ -49,4 +59,4 @@ simulator: setup
 	@$(PY) -m simulator --port $${SIMULATOR_PORT:-8099}
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache .ruff_cache web/node_modules gateway/static/vendor

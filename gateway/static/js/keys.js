@@ -3,7 +3,7 @@
 
 import { del, get, post } from "./api.js";
 import { confirmAction, toast } from "./dialogs.js";
-import { emit, state } from "./state.js";
+import { emit, on, state } from "./state.js";
 import { $, clearFormErrors, el, formatAge, formatDateTime, PROVIDERS, providerName, show, showFormErrors } from "./util.js";
 
 let currentProvider = "openai";
@@ -144,7 +144,7 @@ async function revokeKey(key, name) {
 
 export function initKeys() {
   const dialog = $("#keys-dialog");
-  dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
+  on("keys-changed", refreshKeysDialog);
   dialog.addEventListener("close", () => {
     $("#key-input").value = "";
   });

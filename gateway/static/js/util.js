@@ -85,10 +85,9 @@ export function newRequestId() {
 /** Put an ApiError's messages on a form: the general message on top, details.fields under their inputs. */
 export function showFormErrors(form, error, fieldIds = {}) {
   clearFormErrors(form);
-  const fields = (error && error.fields) || {};
+  const fields = flattenFields((error && error.fields) || {});
   const unplaced = [];
-  for (const [name, messages] of Object.entries(fields)) {
-    const text = Array.isArray(messages) ? messages.join(" ") : String(messages);
+  for (const [name, text] of Object.entries(fields)) {
     const inputId = fieldIds[name];
     const input = inputId ? document.getElementById(inputId) : form.querySelector(`[name="${CSS.escape(name)}"]`);
     const slot = input ? document.getElementById(`${input.id}-error`) : null;
@@ -109,6 +108,22 @@ export function showFormErrors(form, error, fieldIds = {}) {
     box.textContent = parts.filter(Boolean).join(" ");
     box.hidden = !box.textContent;
   }
+}
+
+/** {settings: {temperature: ["..."]}} -> {"settings.temperature": "..."} (marshmallow nests its messages). */
+export function flattenFields(fields, prefix = "") {
+  const flat = {};
+  for (const [name, value] of Object.entries(fields || {})) {
+    const key = prefix ? `${prefix}.${name}` : name;
+    if (Array.isArray(value)) {
+      flat[key] = value.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(" ");
+    } else if (value && typeof value === "object") {
+      Object.assign(flat, flattenFields(value, key));
+    } else {
+      flat[key] = String(value);
+    }
+  }
+  return flat;
 }
 
 export function clearFormErrors(form) {
