@@ -6,10 +6,31 @@ from shared.db import isoformat
 from shared.providers import PROVIDERS
 
 
+class JSONNumber(fields.Float):
+    """A JSON number only: marshmallow's Float would also take the string "0.5"."""
+
+    def _validated(self, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class JSONInteger(fields.Integer):
+    """A JSON integer: 200 or 200.0 (the same JSON number), never 1.5, "3" or true."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
 class ThreadSettingsSchema(Schema):
-    temperature = fields.Float(allow_none=True, validate=validate.Range(0, 2), allow_nan=False)
-    maxTokens = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 200_000))
-    topP = fields.Float(allow_none=True, validate=validate.Range(0, 1), allow_nan=False)
+    temperature = JSONNumber(allow_none=True, validate=validate.Range(0, 2), allow_nan=False)
+    maxTokens = JSONInteger(allow_none=True, validate=validate.Range(1, 200_000))
+    topP = JSONNumber(allow_none=True, validate=validate.Range(0, 1), allow_nan=False)
 
 
 class CreateThreadSchema(Schema):

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import sqlalchemy as sa
+from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
 
 from chat_service.errors import RequestInProgress
@@ -42,6 +44,9 @@ from shared.sse import PING, PING_BYTES, pump, sse_event
 logger = logging.getLogger(__name__)
 
 HISTORY_STATUSES = ("complete", "stopped")
+# A reply's outcome the database could not take is retried in the background, with backoff, this long.
+STORE_RETRY_WINDOW_SECONDS = 900.0
+STORE_RETRY_MAX_DELAY_SECONDS = 10.0
 
 
 @dataclass
@@ -315,35 +320,18 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
         metadata["error"] = error
     if plan.reservation_id:
         metadata["freeReservationId"] = plan.reservation_id
-    now = utcnow()
-    try:
-        db.session.execute(
-            sa.update(Message)
-            .where(Message.id == plan.assistant_id)
-            .values(
-                content=reply.content,
-                status=status,
-                provider_message_id=reply.provider_message_id,
-                model=reply.model,
-                metadata_=metadata,
-                updated_at=now,
-            )
-        )
-        usage = reply.usage or {}
-        db.session.execute(
-            sa.update(Thread)
-            .where(Thread.id == plan.thread_id)
-            .values(
-                prompt_tokens=Thread.prompt_tokens + (usage.get("promptTokens") or 0),
-                output_tokens=Thread.output_tokens + (usage.get("outputTokens") or 0),
-                total_tokens=Thread.total_tokens + (usage.get("totalTokens") or 0),
-                updated_at=now,
-            )
-        )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        logger.exception("could not store the reply's outcome (%s)", status)
+    values = {
+        "content": reply.content,
+        "status": status,
+        "provider_message_id": reply.provider_message_id,
+        "model": reply.model,
+        "metadata_": metadata,
+        "updated_at": utcnow(),
+    }
+    if not _store_outcome(plan, values, reply.usage or {}):
+        # The database is away (a restart, a failover): keep trying in the background rather than
+        # leave the message `streaming` for ever (and its clientRequestId stuck at request_in_progress).
+        gevent.spawn(_store_outcome_later, current_app._get_current_object(), plan, values, reply.usage or {})
     return {
         **plan.assistant_message,
         "content": reply.content,
@@ -354,6 +342,48 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
         "error": error,
         "finishReason": reply.finish_reason,
     }
+
+
+def _store_outcome(plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]) -> bool:
+    """One attempt at storing the outcome; False if the database failed. Safe to repeat: only a
+    message still `streaming` is updated, and only then is its usage added to the thread."""
+    try:
+        stored = db.session.execute(
+            sa.update(Message)
+            .where(Message.id == plan.assistant_id, Message.status == "streaming")
+            .values(**values)
+        ).rowcount
+        if stored:
+            db.session.execute(
+                sa.update(Thread)
+                .where(Thread.id == plan.thread_id)
+                .values(
+                    prompt_tokens=Thread.prompt_tokens + (usage.get("promptTokens") or 0),
+                    output_tokens=Thread.output_tokens + (usage.get("outputTokens") or 0),
+                    total_tokens=Thread.total_tokens + (usage.get("totalTokens") or 0),
+                    updated_at=values["updated_at"],
+                )
+            )
+        db.session.commit()
+        return True
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        # The type only: a database error's text would carry the message content.
+        logger.warning("could not store the reply's outcome (%s): %s", values["status"], type(exc).__name__)
+        return False
+
+
+def _store_outcome_later(app: Flask, plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]) -> None:
+    delay, deadline = 0.5, time.monotonic() + STORE_RETRY_WINDOW_SECONDS
+    with app.app_context():
+        while time.monotonic() < deadline:
+            gevent.sleep(delay)
+            if _store_outcome(plan, values, usage):
+                logger.info("reply outcome stored after a retry", extra={"message_id": plan.assistant_id})
+                return
+            delay = min(delay * 2, STORE_RETRY_MAX_DELAY_SECONDS)
+    logger.error("gave up storing the reply's outcome", extra={"message_id": plan.assistant_id})
 
 
 # --- repeats ------------------------------------------------------------------------------------

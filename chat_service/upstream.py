@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
+
+import gevent
 
 from shared.config import Settings
 from shared.errors import APIError
@@ -21,6 +24,10 @@ from shared.providers import (
 )
 
 logger = logging.getLogger(__name__)
+
+# A reservation quota_service could not take back is retried in the background, with backoff, this long.
+RELEASE_RETRY_WINDOW_SECONDS = 900.0
+RELEASE_RETRY_MAX_DELAY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,16 @@ class Upstream:
         return self.client.call("quota", "POST", "/internal/free/reserve", user_id=user_id)["reservationId"]
 
     def release_free_request(self, user_id: str, reservation_id: str) -> None:
-        """Give a reservation back (the provider failed before the first token)."""
+        """Give a reservation back (the provider failed before the first token).
+
+        If quota_service cannot take it now (down, or failing), keep trying in the background:
+        a release is idempotent, so a late one is still right, and the user does not lose a request.
+        """
+        if not self._try_release(user_id, reservation_id):
+            gevent.spawn(self._release_later, user_id, reservation_id)
+
+    def _try_release(self, user_id: str, reservation_id: str) -> bool:
+        """One attempt; True when there is nothing left to do (released, or not worth retrying)."""
         try:
             self.client.call(
                 "quota",
@@ -77,9 +93,28 @@ class Upstream:
                 user_id=user_id,
                 json={"reservationId": reservation_id},
             )
+            return True
         except APIError as exc:
-            # The request stays counted: the user loses one free request, nobody gains one.
-            logger.error("could not release free reservation %s: %s", reservation_id, exc.code)
+            if exc.status < 500:
+                logger.error("free reservation %s not released: %s", reservation_id, exc.code)
+                return True
+            logger.warning("could not release free reservation %s yet: %s", reservation_id, exc.code)
+            return False
+
+    def _release_later(self, user_id: str, reservation_id: str) -> None:
+        delay, deadline = 0.5, time.monotonic() + RELEASE_RETRY_WINDOW_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                gevent.sleep(delay)
+                if self._try_release(user_id, reservation_id):
+                    logger.info("free reservation %s released after a retry", reservation_id)
+                    return
+                delay = min(delay * 2, RELEASE_RETRY_MAX_DELAY_SECONDS)
+        except Exception:
+            logger.exception("releasing free reservation %s failed unexpectedly", reservation_id)
+            return
+        # The request stays counted: the user loses one free request, nobody gains one.
+        logger.error("gave up releasing free reservation %s", reservation_id)
 
     def adapter(self, provider: str) -> ProviderAdapter:
         return get_adapter(

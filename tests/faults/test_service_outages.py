@@ -1,0 +1,145 @@
+"""An internal service is killed (keys_service, quota_service) and started again, with the others
+left running: clear 503s in the envelope, nothing half-written, and it all works again after."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import BACKENDS
+from tests.e2e.sse import Event
+from tests.faults.conftest import (
+    FaultClient,
+    ServiceDown,
+    assert_invariants,
+    assert_terminal_error,
+    launch_fault_suite,
+    new_key,
+    only_events,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+# A refusal from a dead service must come quickly: no hang, no long retry loop.
+REFUSAL_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def suite(request, tmp_path_factory):
+    return launch_fault_suite(
+        tmp_path_factory, request, request.param, "outages", PROVIDER_READ_TIMEOUT_SECONDS="2"
+    )
+
+
+def assert_service_unavailable(response, started: float) -> None:
+    assert time.monotonic() - started < REFUSAL_SECONDS
+    assert response.status_code == 503, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "service_unavailable" and error["retryable"] is True, error
+
+
+def assert_health(client: FaultClient, down: str | None) -> None:
+    response = client.get("/api/healthz")
+    services = response.json()["services"]
+    if down is None:
+        assert response.status_code == 200 and set(services.values()) == {"ok"}, services
+    else:
+        assert response.status_code == 503, response.text
+        assert services[down] == "down"
+        assert all(status == "ok" for name, status in services.items() if name != down), services
+
+
+def test_keys_service_killed_then_restarted(suite):
+    client = FaultClient(suite)
+    thread, _ = client.byok_thread("openai")
+    assert only_events(client.exchange(thread["id"], "before"))[-1].name == "done"
+    request_id = uuid.uuid4().hex
+
+    with ServiceDown(suite, "keys"):
+        started = time.monotonic()
+        added = client.post("/api/providers/openai/keys", json={"apiKey": new_key("openai")})
+        assert_service_unavailable(added, started)
+
+        started = time.monotonic()
+        refused = client.send(thread["id"], "while keys is down", request_id=request_id)
+        assert_service_unavailable(refused, started)
+        # Nothing half-written: no user message for the refused send.
+        messages = client.messages(thread["id"])
+        assert [m["content"] for m in messages if m["role"] == "user"] == ["before"]
+        assert len(messages) == 2
+
+        assert_health(client, down="keys")
+
+    assert_health(client, down=None)
+    keys = client.get("/api/providers/openai/keys").json()["keys"]
+    assert len(keys) == 1  # the refused key was not stored
+    client.add_key("openai")
+    # The refused send, retried as is, now goes through, once.
+    events = only_events(client.exchange(thread["id"], "while keys is down", request_id=request_id))
+    assert events[-1].name == "done"
+    users = [m for m in client.messages(thread["id"]) if m["role"] == "user"]
+    assert [m["content"] for m in users] == ["before", "while keys is down"]
+    assert_invariants(suite)
+
+
+def test_quota_service_killed_then_restarted(suite):
+    client = FaultClient(suite)
+    thread = client.free_thread()
+    assert only_events(client.exchange(thread["id"], "before"))[-1].name == "done"
+    request_id = uuid.uuid4().hex
+
+    with ServiceDown(suite, "quota"):
+        started = time.monotonic()
+        refused = client.send(thread["id"], "while quota is down", request_id=request_id)
+        # Refused before streaming: a plain JSON error, not an SSE stream.
+        assert_service_unavailable(refused, started)
+        messages = client.messages(thread["id"])
+        assert [m["content"] for m in messages if m["role"] == "user"] == ["before"]
+        assert len(messages) == 2
+        started = time.monotonic()
+        assert_service_unavailable(client.get("/api/usage/free"), started)
+        assert_health(client, down="quota")
+
+    assert_health(client, down=None)
+    assert client.get("/api/usage/free").json()["user"]["used"] == 1
+    events = only_events(client.exchange(thread["id"], "while quota is down", request_id=request_id))
+    assert events[-1].name == "done"
+    assert client.get("/api/usage/free").json()["user"]["used"] == 2
+    assert_invariants(suite)
+
+
+def test_quota_service_down_when_a_free_request_must_be_given_back(suite):
+    """The provider fails before the first token while quota_service is down: the reservation must
+    still be given back once quota_service is back (no free request lost to the outage)."""
+    client = FaultClient(suite)
+    thread = client.free_thread()
+    response = client.send(thread["id"], "Think forever [[sim:hang]]")
+    stream = client.events(response)
+    first = next(item for item in stream if isinstance(item, Event))
+    assert first.name == "message.created"  # the request is reserved and stored
+
+    with ServiceDown(suite, "quota"):
+        items = [first, *stream]  # the provider times out (2 s) while quota is down
+        assert_terminal_error(items, "upstream_unavailable")
+    response.close()
+
+    assert_invariants(suite, timeout=15)
+    assert client.get("/api/usage/free").json()["user"]["used"] == 0
+
+
+def test_keys_service_down_while_a_byok_reply_streams(suite):
+    """A key already handed over keeps working; the stream finishes and is stored."""
+    client = FaultClient(suite)
+    thread, _ = client.byok_thread("openai")
+    response = client.send(thread["id"], "Slow [[sim:delay=50]] [[sim:tokens=30]]")
+    stream = client.events(response)
+    first = next(item for item in stream if isinstance(item, Event))
+    with ServiceDown(suite, "keys"):
+        events = [first, *(item for item in stream if isinstance(item, Event))]
+        assert events[-1].name == "done", events[-1]
+    response.close()
+    assert client.messages(thread["id"])[-1]["status"] == "complete"
+    assert_invariants(suite)
