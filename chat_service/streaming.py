@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from chat_service.errors import RequestInProgress
 from chat_service.models import Message, Thread
 from chat_service.schemas import message_schema
-from chat_service.threads import get_thread
+from chat_service.threads import fail_orphaned_replies, get_thread
 from chat_service.upstream import ResolvedKey, Upstream, api_error_for, is_free_model_unavailable
 from shared.db import db, utcnow
 from shared.errors import APIError
@@ -66,6 +66,7 @@ class SendPlan:
     assistant_id: str
     key: ResolvedKey | None = field(default=None, repr=False)
     reservation_id: str | None = None
+    lease_renewed_at: float = field(default_factory=time.monotonic)
 
 
 def start_send(
@@ -73,6 +74,7 @@ def start_send(
 ) -> Iterator[bytes]:
     """Check, reserve and store the request, then return the SSE byte stream of the reply."""
     thread = get_thread(user_id, thread_id)
+    fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
@@ -240,6 +242,25 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
     yield sse_event("done", {"message": message})
 
 
+def _renew_lease(plan: SendPlan, every_seconds: float) -> None:
+    """Now and then, touch the reply's row: proof that a process still streams it."""
+    now = time.monotonic()
+    if now - plan.lease_renewed_at < every_seconds:
+        return
+    plan.lease_renewed_at = now
+    try:
+        db.session.execute(
+            sa.update(Message)
+            .where(Message.id == plan.assistant_id, Message.status == "streaming")
+            .values(updated_at=utcnow())
+        )
+        db.session.commit()
+    except Exception as exc:  # a missed renewal only matters after several in a row
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        logger.warning("could not renew a stream lease: %s", type(exc).__name__)
+
+
 class _ProviderCall:
     """One streamed chat request. Opening it happens inside the pump too, so pings flow while
     the provider thinks before its first byte, and a client that leaves then is noticed."""
@@ -275,6 +296,7 @@ def _relay_provider(upstream: Upstream, plan: SendPlan, reply: Reply) -> Iterato
                 pump(call.events(), upstream.settings.sse_idle_ping_seconds, close=call.close)
             ) as events:
                 for event in events:
+                    _renew_lease(plan, upstream.settings.stream_lease_seconds / 4)
                     if event is PING:
                         yield PING_BYTES
                     elif isinstance(event, TextDelta) and event.text:

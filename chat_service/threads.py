@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -95,7 +95,31 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed({"cursor": ["Not a cursor from this API."]}) from None
 
 
-def thread_messages(thread: Thread) -> list[Message]:
+INTERRUPTED = {
+    "code": "interrupted",
+    "message": "This reply was interrupted on the server; send it again.",
+    "retryable": True,
+}
+
+
+def fail_orphaned_replies(thread_id: str, lease_seconds: float) -> None:
+    """Mark replies whose streaming process died as failed, so they can be retried.
+
+    A streaming reply renews its lease (updated_at) while it streams; one whose lease is older
+    than STREAM_LEASE_SECONDS lost its chat_service process (a crash, a deploy).
+    """
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    orphaned = db.session.execute(
+        sa.update(Message)
+        .where(Message.thread_id == thread_id, Message.status == "streaming", Message.updated_at < cutoff)
+        .values(status="failed", metadata_={"usage": None, "error": INTERRUPTED}, updated_at=utcnow())
+    ).rowcount
+    if orphaned:
+        db.session.commit()
+
+
+def thread_messages(thread: Thread, lease_seconds: float) -> list[Message]:
+    fail_orphaned_replies(thread.id, lease_seconds)
     return list(
         db.session.scalars(
             sa.select(Message)

@@ -61,6 +61,7 @@ class Settings:
     db_max_overflow: int
     bcrypt_rounds: int
     sse_idle_ping_seconds: float
+    stream_lease_seconds: float
     log_level: str
     # Test-only: when set, quota_service reads "now" from this file (ISO 8601) so tests can cross
     # midnight in real processes. Never set it in production.
@@ -206,6 +207,7 @@ _VARS: dict[str, _Var] = {
         _Var("DB_MAX_OVERFLOW", _positive_int, default="10"),
         _Var("BCRYPT_ROUNDS", _positive_int, default="12"),
         _Var("SSE_IDLE_PING_SECONDS", _positive_float, default="0.5"),
+        _Var("STREAM_LEASE_SECONDS", _positive_float, default="120"),
         _Var("LOG_LEVEL", _log_level, default="INFO"),
         _Var("KEYLM_FAKE_CLOCK_FILE", _text, optional=True),
         *(_Var(f"{name.upper()}_SERVICE_URL", _http_url, optional=True) for name in SERVICE_NAMES),
@@ -276,6 +278,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_max_overflow=values["DB_MAX_OVERFLOW"],
         bcrypt_rounds=values["BCRYPT_ROUNDS"],
         sse_idle_ping_seconds=values["SSE_IDLE_PING_SECONDS"],
+        stream_lease_seconds=values["STREAM_LEASE_SECONDS"],
         log_level=values["LOG_LEVEL"],
         fake_clock_file=Path(values["KEYLM_FAKE_CLOCK_FILE"]) if values["KEYLM_FAKE_CLOCK_FILE"] else None,
     )

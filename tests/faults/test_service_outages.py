@@ -143,3 +143,40 @@ def test_keys_service_down_while_a_byok_reply_streams(suite):
     response.close()
     assert client.messages(thread["id"])[-1]["status"] == "complete"
     assert_invariants(suite)
+
+
+@pytest.fixture(scope="module")
+def short_lease_suite(request, tmp_path_factory):
+    return launch_fault_suite(tmp_path_factory, request, "sqlite", "lease", STREAM_LEASE_SECONDS="2")
+
+
+def test_chat_service_killed_mid_stream_leaves_no_reply_streaming(short_lease_suite):
+    """The reply a dead chat_service was streaming expires with its lease and can be retried."""
+    client = FaultClient(short_lease_suite)
+    thread, _ = client.byok_thread("openai")
+    request_id = uuid.uuid4().hex
+    response = client.send(thread["id"], "Long [[sim:delay=200]] [[sim:tokens=200]]", request_id)
+    events = client.events(response)
+    next(e for e in events if isinstance(e, Event) and e.name == "delta")
+    with ServiceDown(short_lease_suite, "chat"):
+        response.close()
+    time.sleep(2.5)  # the lease (2 s) runs out: no process renews it any more
+    reply = client.messages(thread["id"])[-1]
+    assert reply["status"] == "failed" and reply["error"]["code"] == "interrupted"
+    retried = only_events(client.exchange(thread["id"], "Long [[sim:tokens=3]]", request_id))
+    assert retried[-1].name == "done"
+    assert_invariants(short_lease_suite)
+
+
+def test_a_live_stream_longer_than_the_lease_is_not_expired(short_lease_suite):
+    client = FaultClient(short_lease_suite)
+    thread, _ = client.byok_thread("openai")
+    response = client.send(thread["id"], "Long [[sim:delay=100]] [[sim:tokens=45]]")
+    seen = []
+    for item in client.events(response):
+        if isinstance(item, Event) and item.name == "delta" and len(seen) in (0, 30):
+            seen.append(client.messages(thread["id"])[-1]["status"])  # read while 3+ s in
+        if isinstance(item, Event) and item.name == "delta":
+            seen.append("delta")
+    assert client.messages(thread["id"])[-1]["status"] == "complete"
+    assert [s for s in seen if s != "delta"] == ["streaming", "streaming"]
