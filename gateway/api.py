@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from gateway.limits import (
@@ -18,12 +18,13 @@ from gateway.limits import (
 )
 from gateway.proxy import clear_session_cookie, forward
 from gateway.sessions import current_identity, require_identity
-from shared.errors import Unauthenticated
+from shared.errors import APIError, NotFound, Unauthenticated
 from shared.http import CONNECT_TIMEOUT, ServiceClient
 
 bp = Blueprint("gateway", __name__)
+# One route per documented operation (no catch-alls): a method a path does not have is the
+# gateway's own 405 with the right `Allow`, before any session check.
 
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 BACKEND_SERVICES = ("auth", "keys", "chat", "quota")
 
 
@@ -31,8 +32,17 @@ def _client() -> ServiceClient:
     return current_app.extensions["keylm.client"]
 
 
+def _refuse_dot_segments() -> None:
+    """404 for a path with a `.` or `..` segment (sent as `%2e%2e`, `..%2f`, ...): the HTTP client
+    would resolve it, walking the forwarded request out of /api/ into a service's /internal/ routes,
+    where the gateway's own credential is trusted."""
+    if any(segment in (".", "..") for segment in request.path.split("/")):
+        raise NotFound()
+
+
 def _as_user(service: str):
     """Forward for the signed-in user; 401 unauthenticated without a live session."""
+    _refuse_dot_segments()
     try:
         identity = require_identity(_client())
     except Unauthenticated:
@@ -42,11 +52,17 @@ def _as_user(service: str):
 
 
 def _public(service: str):
+    _refuse_dot_segments()
     return forward(_client(), service, None)
 
 
 def _user_or_ip() -> str:
-    identity = current_identity(_client())
+    try:
+        identity = current_identity(_client())
+    except APIError:
+        # auth_service is down: key by address and let the view answer its 503. An error raised here
+        # would read to flask-limiter as "Redis is down" and move every limit into process memory.
+        identity = None
     return f"user:{identity.user_id}" if identity else f"ip:{get_remote_address()}"
 
 
@@ -84,15 +100,17 @@ def password_reset_confirm():
     return _public("auth")
 
 
-@bp.route("/api/auth/<path:rest>", methods=ALL_METHODS)
-def auth_session_routes(rest: str):
+@bp.post("/api/auth/logout")
+@bp.get("/api/auth/me")
+def auth_session_routes():
     return _as_user("auth")
 
 
 # --- keys and models --------------------------------------------------------------------------
 @bp.route("/api/providers/<provider>/keys", methods=["GET", "POST"])
-@bp.route("/api/providers/<provider>/keys/<path:rest>", methods=ALL_METHODS)
-def provider_keys(provider: str, rest: str = ""):
+@bp.post("/api/providers/<provider>/keys/<key_id>/validate")
+@bp.delete("/api/providers/<provider>/keys/<key_id>")
+def provider_keys(provider: str, key_id: str = ""):
     return _as_user("keys")
 
 
@@ -110,13 +128,13 @@ def send_message(thread_id: str):
 
 
 @bp.route("/api/threads", methods=["GET", "POST"])
-@bp.route("/api/threads/<path:rest>", methods=ALL_METHODS)
-def threads(rest: str = ""):
+@bp.route("/api/threads/<thread_id>", methods=["GET", "PATCH", "DELETE"])
+def threads(thread_id: str = ""):
     return _as_user("chat")
 
 
-@bp.route("/api/usage/<path:rest>", methods=ALL_METHODS)
-def usage(rest: str):
+@bp.get("/api/usage/free")
+def usage():
     return _as_user("quota")
 
 

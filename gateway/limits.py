@@ -34,7 +34,10 @@ def init_limits(app: Flask, settings: Settings) -> None:
 
 def email_in_body() -> str:
     """Limit key for login: the email being tried, so one account can't be brute-forced from many IPs."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested JSON: no email here; the service answers 400
+        body = None
     email = body.get("email") if isinstance(body, dict) else None
     return "email:" + (email.strip().lower() if isinstance(email, str) else "")
 
