@@ -29,6 +29,15 @@ def init_limits(app: Flask, settings: Settings) -> None:
     )
     if not settings.redis_url:
         logger.info("rate limits are kept in memory (REDIS_URL is not set)")
+
+    # Registered before the limiter, so it runs after the limiter's own header injection
+    # (Flask runs after_request hooks in reverse), which sets Retry-After on every response.
+    @app.after_request
+    def retry_after_only_when_refused(response):
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
+
     limiter.init_app(app)
 
 

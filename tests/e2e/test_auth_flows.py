@@ -398,3 +398,11 @@ def test_fourth_login_from_one_ip_is_429_whatever_the_email(ip_limited_suite):
         client.post("/api/auth/register", json={"email": unique_email(), "password": PASSWORD}).status_code
         == 201
     )
+
+
+def test_retry_after_appears_only_on_refusals(client):
+    """flask-limiter stamps Retry-After on every limited route; the gateway keeps it for 429/503 only."""
+    response = client.post("/api/auth/register", json={"email": unique_email(), "password": "long enough pw"})
+    assert response.status_code == 201
+    assert "Retry-After" not in response.headers
+    assert "X-RateLimit-Limit" in response.headers
