@@ -18,7 +18,7 @@ _PATTERNS = [
     re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\bgsk_[A-Za-z0-9]{8,}"),
     re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"(?i)(?P<keep>\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    re.compile(r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"),
     re.compile(r"(?i)(?P<keep>keylm_session=)[^;\s\"']+"),
     re.compile(
         r"(?i)(?P<keep>[\"']?(?:x-api-key|x-goog-api-key|x-keylm-internal|password|new_?password"
