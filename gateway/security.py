@@ -54,6 +54,9 @@ def init_security(app: Flask) -> None:
     def add_security_headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.path.startswith("/api/"):
+            # Answers hold one user's data: no shared or browser cache keeps them (SSE says no-cache).
+            response.headers.setdefault("Cache-Control", "no-store")
         if get_settings().cookie_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, g, jsonify, request
 
 from shared.config import Settings, load_settings, secret_values
 from shared.db import check_database, init_database
-from shared.errors import register_error_handlers
+from shared.errors import NotFound, register_error_handlers
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
 from shared.internal_auth import InternalCredentials
 from shared.logging import configure_logging
@@ -50,6 +50,7 @@ def create_service_app(
     _register_request_id(app)
     if not public:
         _register_internal_auth(app, name, InternalCredentials(settings.internal_secret))
+    _register_nul_path_guard(app)
     if schema:
         init_database(app, settings, schema)
     init_metrics(app, name)
@@ -90,6 +91,14 @@ def _register_internal_auth(app: Flask, name: str, credentials: InternalCredenti
         if request.path in OPEN_PATHS:
             return
         g.caller = credentials.verify(request.headers.get(CREDENTIAL_HEADER), audience=name)
+
+
+def _register_nul_path_guard(app: Flask) -> None:
+    @app.before_request
+    def refuse_nul_in_path():
+        # No id holds a NUL (and Postgres text cannot): such a path names nothing; a 404, not a 500.
+        if "\x00" in request.path:
+            raise NotFound()
 
 
 def _register_health(

@@ -360,3 +360,8 @@ def test_ten_megabyte_body_from_a_signed_in_user_is_413(signed_in):
     assert response.status_code == 413
     assert error_of(response)["code"] == "payload_too_large"
     assert_still_signed_in(signed_in)
+
+
+def test_api_answers_are_not_cached(signed_in):
+    assert signed_in.get("/api/auth/me").headers["Cache-Control"] == "no-store"
+    assert signed_in.get("/api/threads").headers["Cache-Control"] == "no-store"
