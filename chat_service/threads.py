@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,8 @@ from chat_service.models import Message, Thread
 from chat_service.upstream import Upstream
 from shared.db import db, utcnow
 from shared.errors import APIError, NotFound, ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "New chat"
 FREE_PROVIDER = "groq"
@@ -90,7 +93,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         updated_at, thread_id = json.loads(raw)
-        return datetime.fromisoformat(updated_at), str(thread_id)
+        if not isinstance(thread_id, str) or "\x00" in thread_id:  # Postgres text cannot hold a NUL
+            raise ValueError("not an id we issued")
+        return datetime.fromisoformat(updated_at), thread_id
     except (binascii.Error, ValueError, TypeError):
         raise ValidationFailed({"cursor": ["Not a cursor from this API."]}) from None
 
@@ -114,8 +119,11 @@ def fail_orphaned_replies(thread_id: str, lease_seconds: float) -> None:
         .where(Message.thread_id == thread_id, Message.status == "streaming", Message.updated_at < cutoff)
         .values(status="failed", metadata_={"usage": None, "error": INTERRUPTED}, updated_at=utcnow())
     ).rowcount
+    # Commit even when nothing matched: on SQLite the UPDATE took the write lock, and the caller
+    # may next wait on another service while other greenlets' writes queue behind that lock.
+    db.session.commit()
     if orphaned:
-        db.session.commit()
+        logger.warning("failed %d orphaned streaming replies", orphaned, extra={"thread_id": thread_id})
 
 
 def thread_messages(thread: Thread, lease_seconds: float) -> list[Message]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import requests
 from flask import Response, g, request, stream_with_context
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 # Cookie, ...) is dropped: a service learns who is calling from the signed credential alone.
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "Last-Event-ID")
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control", "X-Accel-Buffering", "Retry-After")
+# Characters a path segment may hold unescaped (RFC 3986 pchar, and the `/` between segments).
+PATH_SAFE = "/:@!$&'()*+,;="
 # Longer than any provider call a service may make on the caller's behalf (key validation).
 PROXY_READ_TIMEOUT = 90.0
 
@@ -28,7 +31,7 @@ PROXY_READ_TIMEOUT = 90.0
 def forward(client: ServiceClient, service: str, identity: Identity | None) -> Response:
     """Send this request to `service` as the given user and relay the answer."""
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
-    path = request.full_path if request.query_string else request.path
+    path = forwarded_path()
     upstream = client.request(
         service,
         request.method,
@@ -53,6 +56,15 @@ def forward(client: ServiceClient, service: str, identity: Identity | None) -> R
             response.headers[name] = upstream.headers[name]
     _apply_session_headers(upstream, response)
     return response
+
+
+def forwarded_path() -> str:
+    """The path to ask the service for, encoded again (werkzeug decoded it: a `%23`, `%3F` or `%25`
+    inside an id must not reach the service as a fragment, a query or an escape), and the query."""
+    path = quote(request.path, safe=PATH_SAFE)
+    if request.query_string:
+        path += "?" + request.query_string.decode()
+    return path
 
 
 def _is_json(upstream: requests.Response) -> bool:

@@ -15,6 +15,7 @@ import json
 import re
 
 import pytest
+from flask import Flask
 from jsonschema import Draft202012Validator
 from marshmallow import Schema, ValidationError, fields
 from openapi_spec_validator import validate as validate_openapi
@@ -22,8 +23,10 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
 from chat_service.schemas import CreateThreadSchema
-from gateway.openapi import FIELD_DOCS, INPUT_COMPONENTS, OUTPUT_COMPONENTS, build_spec
+from gateway.openapi import FIELD_DOCS, INPUT_COMPONENTS, NO_NUL, OUTPUT_COMPONENTS, build_spec
+from shared.errors import InvalidJSON
 from shared.providers import PROVIDERS
+from shared.web import load_json
 from tests.conftest import make_settings
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
@@ -204,10 +207,31 @@ def test_path_and_query_parameters(spec):
     }
     assert query == {
         ("/api/threads", "limit"): {"type": "integer", "default": 20, "minimum": 1, "maximum": 100},
-        ("/api/threads", "cursor"): {"type": "string", "maxLength": 200},
-        ("/api/providers/{provider}/models", "keyId"): {"type": "string", "minLength": 1, "maxLength": 64},
+        ("/api/threads", "cursor"): {"type": "string", "maxLength": 200, "pattern": NO_NUL},
+        ("/api/providers/{provider}/models", "keyId"): {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": NO_NUL,
+        },
         ("/api/providers/{provider}/models", "refresh"): {"type": "boolean", "default": False},
     }
+
+
+def test_no_string_of_a_request_may_hold_a_nul(spec):
+    """shared.web.load_json refuses a NUL anywhere in a body (400 invalid_json): documented."""
+    assert re.fullmatch(NO_NUL, "ok") and not re.fullmatch(NO_NUL, "a\x00b")
+    schemas = spec["components"]["schemas"]
+    strings = [
+        (name, prop_name, prop)
+        for name in INPUT_COMPONENTS
+        for prop_name, prop in schemas[name]["properties"].items()
+        if "string" in (prop["type"] if isinstance(prop.get("type"), list) else [prop.get("type")])
+    ]
+    assert len(strings) > 10
+    for name, prop_name, prop in strings:
+        assert "pattern" in prop, f"{name}.{prop_name}"
+        assert not re.fullmatch(prop["pattern"], "a\x00b"), f"{name}.{prop_name}"
 
 
 def test_inputs_reject_unknown_fields_and_outputs_list_every_field(spec):
@@ -298,17 +322,27 @@ CREATE_THREAD_SAMPLES = [
     {"mode": "free", "settings": {"maxTokens": 1.5}},
     {"mode": "free", "settings": {"maxTokens": 10, "topP": 1}},
     {"mode": "free", "settings": None},
+    {"mode": "free", "settings": {"maxTokens": 200.0}},
+    {"mode": "free", "settings": {"maxTokens": "3"}},
+    {"mode": "free", "settings": {"maxTokens": True}},
+    {"mode": "free", "settings": {"temperature": "0.5"}},
+    {"mode": "free", "settings": {"topP": "1"}},
+    {"mode": "free", "settings": {"temperature": 2, "topP": 0}},
+    {"mode": "free", "settings": {"temperature": 2.5}},
+    {"mode": "free", "title": "a\x00b"},
 ]
 
 
 @pytest.mark.parametrize("payload", CREATE_THREAD_SAMPLES, ids=lambda p: json.dumps(p, sort_keys=True))
 def test_create_thread_rules_agree_with_the_service_schema(spec, payload):
-    """The documented `allOf` (mode rules) accepts exactly what CreateThreadSchema accepts."""
-    try:
-        CreateThreadSchema().load(payload)
-        service_accepts = True
-    except ValidationError:
-        service_accepts = False
+    """The document accepts exactly what chat_service takes (`load_json(CreateThreadSchema())`): the
+    mode rules (`allOf`), JSON numbers in settings, no NUL in strings."""
+    with Flask(__name__).test_request_context(method="POST", json=payload):
+        try:
+            load_json(CreateThreadSchema())
+            service_accepts = True
+        except (ValidationError, InvalidJSON):
+            service_accepts = False
     document = {"$ref": "#/components/schemas/CreateThreadRequest", "components": spec["components"]}
     spec_accepts = Draft202012Validator(document).is_valid(payload)
     assert spec_accepts == service_accepts
