@@ -114,16 +114,16 @@ def fail_orphaned_replies(thread_id: str, lease_seconds: float) -> None:
     than STREAM_LEASE_SECONDS lost its chat_service process (a crash, a deploy).
     """
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
-    orphaned = db.session.execute(
-        sa.update(Message)
-        .where(Message.thread_id == thread_id, Message.status == "streaming", Message.updated_at < cutoff)
-        .values(status="failed", metadata_={"usage": None, "error": INTERRUPTED}, updated_at=utcnow())
-    ).rowcount
-    # Commit even when nothing matched: on SQLite the UPDATE took the write lock, and the caller
-    # may next wait on another service while other greenlets' writes queue behind that lock.
-    db.session.commit()
-    if orphaned:
+    expired = (Message.thread_id == thread_id, Message.status == "streaming", Message.updated_at < cutoff)
+    # Look before writing: an UPDATE would take SQLite's write lock on every send.
+    if db.session.scalar(sa.select(sa.exists().where(*expired))):
+        orphaned = db.session.execute(
+            sa.update(Message)
+            .where(*expired)
+            .values(status="failed", metadata_={"usage": None, "error": INTERRUPTED}, updated_at=utcnow())
+        ).rowcount
         logger.warning("failed %d orphaned streaming replies", orphaned, extra={"thread_id": thread_id})
+    db.session.commit()
 
 
 def thread_messages(thread: Thread, lease_seconds: float) -> list[Message]:

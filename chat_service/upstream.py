@@ -10,7 +10,7 @@ import gevent
 
 from shared.config import Settings
 from shared.errors import APIError
-from shared.http import ServiceClient
+from shared.http import ServiceClient, pooled_session
 from shared.providers import (
     AuthFailed,
     ModelUnavailable,
@@ -45,6 +45,7 @@ class Upstream:
     def __init__(self, settings: Settings, client: ServiceClient):
         self.settings = settings
         self.client = client
+        self._adapters: dict[str, ProviderAdapter] = {}
 
     def resolve_key(self, user_id: str, provider: str, key_id: str | None) -> ResolvedKey:
         """The user's active key (a given one, or the most recently validated); 409 key_not_active."""
@@ -117,12 +118,17 @@ class Upstream:
         logger.error("gave up releasing free reservation %s", reservation_id)
 
     def adapter(self, provider: str) -> ProviderAdapter:
-        return get_adapter(
-            provider,
-            self.settings.provider_base_urls[provider],
-            connect_timeout=self.settings.provider_connect_timeout,
-            read_timeout=self.settings.provider_read_timeout,
-        )
+        """One adapter per provider for the process: its pooled connections are reused, so a
+        message does not pay a new TCP (and TLS) handshake before its first token."""
+        if provider not in self._adapters:
+            self._adapters[provider] = get_adapter(
+                provider,
+                self.settings.provider_base_urls[provider],
+                connect_timeout=self.settings.provider_connect_timeout,
+                read_timeout=self.settings.provider_read_timeout,
+                session=pooled_session(),
+            )
+        return self._adapters[provider]
 
 
 def is_free_model_unavailable(error: ProviderError) -> bool:

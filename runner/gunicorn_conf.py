@@ -9,7 +9,9 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 # catches a worker that is truly stuck.
 timeout = 120
 graceful_timeout = 5
-keepalive = 5
+# Longer than any client pool keeps an idle connection before reusing it: a connection the server
+# closes just as a service sends a POST on it fails that POST, which is never retried.
+keepalive = 75
 # gunicorn 27 shares one control socket path between instances by default.
 control_socket_disable = True
 accesslog = None  # each service writes its own JSON request log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 from typing import Any
 
@@ -21,6 +22,32 @@ CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0
 
 
+# Connections kept per host: as many as one gevent worker may have streams open at once, so a
+# busy worker reuses connections instead of opening and discarding one per request.
+POOL_SIZE = 2000
+
+
+def pooled_session(retry: Retry | None = None, *, internal: bool = False) -> requests.Session:
+    """A requests session whose pool fits a gevent worker's concurrency; no cookies kept.
+
+    `internal`: calls between our services ignore proxy settings from the environment (a
+    deployment may need HTTPS_PROXY to reach the providers, never to reach itself)."""
+    session = requests.Session()
+    session.trust_env = not internal
+    session.cookies.set_policy(_NoCookies())
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=retry or 0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Provider and service responses must not plant cookies shared by every user's requests."""
+
+    def set_ok(self, cookie, request):
+        return False
+
+
 class ServiceClient:
     """One caller's client for the other services (`client.call("keys", "GET", "/...")`)."""
 
@@ -28,14 +55,11 @@ class ServiceClient:
         self.caller = caller
         self.urls = dict(settings.service_urls)
         self.credentials = InternalCredentials(settings.internal_secret)
-        self.session = requests.Session()
         # Only idempotent requests are retried, and only when the connection failed.
         retry = Retry(
             total=2, connect=2, read=0, status=0, backoff_factor=0.05, allowed_methods={"GET", "HEAD"}
         )
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=200, max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = pooled_session(retry, internal=True)
 
     def headers(
         self, service: str, user_id: str | None = None, session_id: str | None = None
