@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -95,16 +96,22 @@ class Suite:
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
-        os.killpg(process.pid, sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
-    def stop_all(self) -> None:
+    def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        """Signal every process at once, then wait for each (gunicorn drains for a few seconds)."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, sig)
         for name in reversed(list(self.processes)):
-            self.stop(name)
+            self.stop(name, sig)
 
     def wait_healthy(self, names: list[str] | None = None, timeout: float = 30.0) -> None:
         """Wait until each process answers /healthz with 200; raise with its log tail if not."""
