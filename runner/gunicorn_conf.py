@@ -1,6 +1,7 @@
 """gunicorn settings shared by every KeyLM service (and the provider simulator)."""
 
 import os
+import resource
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -17,6 +18,14 @@ control_socket_disable = True
 accesslog = None  # each service writes its own JSON request log
 errorlog = "-"
 loglevel = "warning"
+
+
+def on_starting(server):
+    # Each open stream takes two descriptors in the gateway and two in chat: the common soft limit
+    # of 1024 would cap a worker near 500 streams, far below worker_connections.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def post_fork(server, worker):
