@@ -1,15 +1,30 @@
-"""Test helpers for the message stream and the provider simulator."""
+"""Test helpers for the message stream, test keys and the provider simulator."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
+
+# A chat model of each provider that the simulator's catalog lists.
+BYOK_MODELS = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-sonnet-4-5-20250929",
+    "gemini": "gemini-2.5-flash",
+    "groq": "llama-3.1-8b-instant",
+}
+KEY_PREFIX = {"openai": "sk-", "anthropic": "sk-ant-", "gemini": "AIza", "groq": "gsk_"}
+
+
+def new_key(provider: str, tag: str = "e2e") -> str:
+    """A fresh, provider-shaped test key (unique, so the simulator's log can be filtered by it)."""
+    return KEY_PREFIX[provider] + tag + secrets.token_hex(16)
 
 
 @dataclass

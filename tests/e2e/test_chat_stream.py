@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,26 +10,14 @@ import pytest
 import requests
 
 from tests.e2e.conftest import Browserless
-from tests.e2e.sse import Event, Simulator, iter_events, read_events, send
+from tests.e2e.sse import BYOK_MODELS, Event, Simulator, iter_events, new_key, read_events, send
 
 pytestmark = pytest.mark.e2e
-
-BYOK_MODELS = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5-20250929",
-    "gemini": "gemini-2.5-flash",
-    "groq": "llama-3.1-8b-instant",
-}
-KEY_PREFIX = {"openai": "sk-", "anthropic": "sk-ant-", "gemini": "AIza", "groq": "gsk_"}
 
 
 @pytest.fixture
 def sim(suite) -> Simulator:
     return Simulator(suite.url("simulator"))
-
-
-def new_key(provider: str) -> str:
-    return KEY_PREFIX[provider] + "e2e" + secrets.token_hex(16)
 
 
 def add_key(client: Browserless, provider: str, api_key: str | None = None) -> tuple[str, str]:

@@ -11,7 +11,6 @@ After any fault, once the faulty part is back:
 
 from __future__ import annotations
 
-import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -21,19 +20,13 @@ import requests
 
 from runner.suite import Suite
 from tests.e2e.conftest import Browserless, launch_suite
-from tests.e2e.sse import Event, iter_events, send
+from tests.e2e.sse import BYOK_MODELS, Event, iter_events, send
+from tests.e2e.sse import new_key as shared_new_key
 
 T = TypeVar("T")
 
 # Quota counts per UTC day: pin the day, so a run that crosses midnight cannot reset a counter.
 FAULT_CLOCK = "2026-11-27T12:00:00Z"
-BYOK_MODELS = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5-20250929",
-    "gemini": "gemini-2.5-flash",
-    "groq": "llama-3.1-8b-instant",
-}
-KEY_PREFIX = {"openai": "sk-", "anthropic": "sk-ant-", "gemini": "AIza", "groq": "gsk_"}
 COUNTED_STATUSES = ("complete", "stopped")
 
 
@@ -88,7 +81,7 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
 
 
 def new_key(provider: str) -> str:
-    return KEY_PREFIX[provider] + "fault" + secrets.token_hex(16)
+    return shared_new_key(provider, "fault")
 
 
 class FaultClient(Browserless):

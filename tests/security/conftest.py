@@ -28,17 +28,11 @@ from shared.internal_auth import InternalCredentials
 from shared.tokens import session_codec
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Browserless, launch_suite
-from tests.e2e.sse import Simulator
+from tests.e2e.sse import BYOK_MODELS, Simulator
 
 SCHEMAS = ("auth", "keys", "chat", "quota")
 SERVICES = ("auth", "keys", "chat", "quota")
 PROCESSES = ("simulator", "auth", "keys", "chat", "quota", "gateway")
-BYOK_MODELS = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5-20250929",
-    "gemini": "gemini-2.5-flash",
-    "groq": "llama-3.1-8b-instant",
-}
 # Realistic shapes, so a leak that a shape-based redactor would hide and one it would not both show.
 KEY_PREFIX = {"openai": "sk-proj-", "anthropic": "sk-ant-api03-", "gemini": "AIza", "groq": "gsk_"}
 
