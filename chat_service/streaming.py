@@ -78,6 +78,8 @@ def start_send(
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
+    # Hand the connection back while keys and quota answer: a worker has few, and many sends.
+    db.session.commit()
 
     key = upstream.resolve_key(user_id, thread.provider, thread.key_id) if thread.mode == "byok" else None
     reservation_id = upstream.reserve_free_request(user_id) if thread.mode == "free" else None

@@ -18,7 +18,10 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after a commit instead of being reloaded on next access: services commit
+# early (to release their connection before calling another service) and go on using what they
+# read. Whoever needs fresh state after someone else's write reads it again explicitly.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 
 
