@@ -1,10 +1,11 @@
-"""Unit-test fixtures: valid settings, a tiny app on the shared factory, JSON log capture."""
+"""Unit-test fixtures: valid settings, a tiny app on the shared factory, JSON log capture, a fake clock."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -71,3 +72,31 @@ def json_log() -> Iterator[Callable[..., LogCapture]]:
     yield configure
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
+
+
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def flip_high_bit(digit: str) -> str:
+    """Another base64url digit that decodes differently even in a token's last, padded position."""
+    return BASE64URL[BASE64URL.index(digit) ^ 0b100000]
+
+
+class FakeClock:
+    """A settable time.time() stand-in."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def secret() -> str:
+    return secrets.token_hex(32)

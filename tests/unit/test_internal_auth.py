@@ -8,31 +8,7 @@ import pytest
 
 from shared.errors import Forbidden
 from shared.internal_auth import TTL_SECONDS, Caller, InternalAuthFailed, InternalCredentials
-
-BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def flip_high_bit(digit: str) -> str:
-    """Another base64url digit that decodes differently even in a token's last, padded position."""
-    return BASE64URL[BASE64URL.index(digit) ^ 0b100000]
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def secret() -> str:
-    return secrets.token_hex(32)
+from tests.unit.conftest import flip_high_bit
 
 
 @pytest.fixture

@@ -10,37 +10,10 @@ from itsdangerous import URLSafeSerializer
 
 from shared.internal_auth import InternalAuthFailed, InternalCredentials
 from shared.tokens import SignedTokenCodec, TokenExpired, TokenInvalid, session_codec
+from tests.unit.conftest import flip_high_bit
 
 SESSION_SALT = "keylm.session.v1"
 INTERNAL_SALT = "keylm.internal.v1"
-
-
-BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def flip_high_bit(digit: str) -> str:
-    """Another base64url digit that decodes differently even in a token's last, padded position."""
-    return BASE64URL[BASE64URL.index(digit) ^ 0b100000]
-
-
-class FakeClock:
-    """A settable time.time() stand-in."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def secret() -> str:
-    return secrets.token_hex(32)
 
 
 @pytest.fixture
