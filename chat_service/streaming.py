@@ -14,16 +14,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import gevent
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from chat_service.errors import RequestInProgress
 from chat_service.models import Message, Thread
 from chat_service.schemas import message_schema
 from chat_service.threads import fail_orphaned_replies, get_thread
-from chat_service.upstream import ResolvedKey, Upstream, api_error_for, is_free_model_unavailable
+from chat_service.upstream import (
+    ResolvedKey,
+    Upstream,
+    api_error_for,
+    is_free_model_unavailable,
+    retry_in_background,
+)
 from shared.db import db, utcnow
 from shared.errors import APIError
 from shared.metrics import OPEN_STREAMS, UPSTREAM_ERRORS, UPSTREAM_LATENCY
@@ -44,9 +49,6 @@ from shared.sse import PING, PING_BYTES, pump, sse_event
 logger = logging.getLogger(__name__)
 
 HISTORY_STATUSES = ("complete", "stopped")
-# A reply's outcome the database could not take is retried in the background, with backoff, this long.
-STORE_RETRY_WINDOW_SECONDS = 900.0
-STORE_RETRY_MAX_DELAY_SECONDS = 10.0
 
 
 @dataclass
@@ -355,7 +357,13 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
     if not _store_outcome(plan, values, reply.usage or {}):
         # The database is away (a restart, a failover): keep trying in the background rather than
         # leave the message `streaming` for ever (and its clientRequestId stuck at request_in_progress).
-        gevent.spawn(_store_outcome_later, current_app._get_current_object(), plan, values, reply.usage or {})
+        app = current_app._get_current_object()
+
+        def store_again() -> bool:
+            with app.app_context():
+                return _store_outcome(plan, values, reply.usage or {})
+
+        retry_in_background(store_again, f"storing the outcome of message {plan.assistant_id}")
     return {
         **plan.assistant_message,
         "content": reply.content,
@@ -396,18 +404,6 @@ def _store_outcome(plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]
         # The type only: a database error's text would carry the message content.
         logger.warning("could not store the reply's outcome (%s): %s", values["status"], type(exc).__name__)
         return False
-
-
-def _store_outcome_later(app: Flask, plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]) -> None:
-    delay, deadline = 0.5, time.monotonic() + STORE_RETRY_WINDOW_SECONDS
-    with app.app_context():
-        while time.monotonic() < deadline:
-            gevent.sleep(delay)
-            if _store_outcome(plan, values, usage):
-                logger.info("reply outcome stored after a retry", extra={"message_id": plan.assistant_id})
-                return
-            delay = min(delay * 2, STORE_RETRY_MAX_DELAY_SECONDS)
-    logger.error("gave up storing the reply's outcome", extra={"message_id": plan.assistant_id})
 
 
 # --- repeats ------------------------------------------------------------------------------------

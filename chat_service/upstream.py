@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gevent
@@ -25,9 +26,33 @@ from shared.providers import (
 
 logger = logging.getLogger(__name__)
 
-# A reservation quota_service could not take back is retried in the background, with backoff, this long.
-RELEASE_RETRY_WINDOW_SECONDS = 900.0
-RELEASE_RETRY_MAX_DELAY_SECONDS = 10.0
+# Work that must happen but failed now (a refund, storing a reply's outcome) is retried in the
+# background, with backoff, this long.
+RETRY_WINDOW_SECONDS = 900.0
+RETRY_MAX_DELAY_SECONDS = 10.0
+
+
+def retry_in_background(attempt: Callable[[], bool], what: str) -> None:
+    """Call `attempt` (True when done) again and again with backoff, in a greenlet, for a while.
+
+    In memory only: a restart of this process drops the retry (see the closing notes in README).
+    """
+
+    def keep_trying() -> None:
+        delay, deadline = 0.5, time.monotonic() + RETRY_WINDOW_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                gevent.sleep(delay)
+                if attempt():
+                    logger.info("%s: done after a retry", what)
+                    return
+                delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
+        except Exception:
+            logger.exception("%s: failed unexpectedly", what)
+            return
+        logger.error("%s: gave up", what)
+
+    gevent.spawn(keep_trying)
 
 
 @dataclass(frozen=True)
@@ -82,7 +107,11 @@ class Upstream:
         a release is idempotent, so a late one is still right, and the user does not lose a request.
         """
         if not self._try_release(user_id, reservation_id):
-            gevent.spawn(self._release_later, user_id, reservation_id)
+            # If it never gets through, the request stays counted: the user loses one, nobody gains one.
+            retry_in_background(
+                lambda: self._try_release(user_id, reservation_id),
+                f"releasing free reservation {reservation_id}",
+            )
 
     def _try_release(self, user_id: str, reservation_id: str) -> bool:
         """One attempt; True when there is nothing left to do (released, or not worth retrying)."""
@@ -101,21 +130,6 @@ class Upstream:
                 return True
             logger.warning("could not release free reservation %s yet: %s", reservation_id, exc.code)
             return False
-
-    def _release_later(self, user_id: str, reservation_id: str) -> None:
-        delay, deadline = 0.5, time.monotonic() + RELEASE_RETRY_WINDOW_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                gevent.sleep(delay)
-                if self._try_release(user_id, reservation_id):
-                    logger.info("free reservation %s released after a retry", reservation_id)
-                    return
-                delay = min(delay * 2, RELEASE_RETRY_MAX_DELAY_SECONDS)
-        except Exception:
-            logger.exception("releasing free reservation %s failed unexpectedly", reservation_id)
-            return
-        # The request stays counted: the user loses one free request, nobody gains one.
-        logger.error("gave up releasing free reservation %s", reservation_id)
 
     def adapter(self, provider: str) -> ProviderAdapter:
         """One adapter per provider for the process: its pooled connections are reused, so a
