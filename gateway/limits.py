@@ -19,7 +19,7 @@ limiter = Limiter(key_func=get_remote_address)
 def init_limits(app: Flask, settings: Settings) -> None:
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_KEY_PREFIX="keylm",
+        RATELIMIT_KEY_PREFIX=settings.rate_limit_key_prefix,
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,  # without it there is no Retry-After
         # If Redis goes away, count in memory (per process) rather than refuse or stop limiting;

@@ -42,6 +42,7 @@ class Settings:
     free_user_daily_limit: int
     free_global_daily_limit: int
     rate_limit_per_minute: int
+    rate_limit_key_prefix: str
     login_limit_per_ip: int
     login_limit_per_email: int
     register_limit_per_ip: int
@@ -186,6 +187,7 @@ _VARS: dict[str, _Var] = {
         _Var("FREE_USER_DAILY_LIMIT", _positive_int, default="50"),
         _Var("FREE_GLOBAL_DAILY_LIMIT", _positive_int, default="1000"),
         _Var("RATE_LIMIT_PER_MINUTE", _positive_int, default="20"),
+        _Var("RATE_LIMIT_KEY_PREFIX", _text, default="keylm"),
         _Var("LOGIN_LIMIT_PER_IP_PER_MINUTE", _positive_int, default="30"),
         _Var("LOGIN_LIMIT_PER_EMAIL_PER_MINUTE", _positive_int, default="5"),
         _Var("REGISTER_LIMIT_PER_IP_PER_MINUTE", _positive_int, default="10"),
@@ -257,6 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         free_user_daily_limit=values["FREE_USER_DAILY_LIMIT"],
         free_global_daily_limit=values["FREE_GLOBAL_DAILY_LIMIT"],
         rate_limit_per_minute=values["RATE_LIMIT_PER_MINUTE"],
+        rate_limit_key_prefix=values["RATE_LIMIT_KEY_PREFIX"],
         login_limit_per_ip=values["LOGIN_LIMIT_PER_IP_PER_MINUTE"],
         login_limit_per_email=values["LOGIN_LIMIT_PER_EMAIL_PER_MINUTE"],
         register_limit_per_ip=values["REGISTER_LIMIT_PER_IP_PER_MINUTE"],
