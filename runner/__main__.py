@@ -9,9 +9,18 @@ import os
 import signal
 import sys
 import time
+import uuid
 
 from runner.envfile import ensure_env_file, load_env_file
-from runner.suite import APPS, SIMULATOR_PORT, Suite, service_env, simulator_base_urls
+from runner.ports import busy_ports_message
+from runner.suite import (
+    APPS,
+    SIMULATOR_PORT,
+    StartInterrupted,
+    Suite,
+    service_env,
+    simulator_base_urls,
+)
 from shared.config import DEFAULT_PORTS, REPO_ROOT, ConfigError, load_settings
 
 DATABASE_SERVICES = ("auth", "keys", "chat", "quota")
@@ -21,7 +30,7 @@ BANNER = """
     services: auth :{auth}  keys :{keys}  chat :{chat}  quota :{quota}
     database: {database}
     rate limits: {limits}
-{simulated}  Logs: var/log/<service>.log. Stop with Ctrl-C.
+{simulated}  Logs: var/log/<service>.log. Stop with Ctrl-C (or SIGTERM): every service stops within 10 s.
 """
 SIMULATED = """
   !! KeyLM Free is SIMULATED: GROQ_API_KEY is not set, so the free pool talks to the local
@@ -44,8 +53,39 @@ def migrate() -> None:
         print(f"migrated {name}", flush=True)
 
 
+class StopRequest:
+    """SIGINT, SIGTERM and SIGHUP become a request to stop, never an exception: a signal may come
+    at any moment (during start-up, or again while stopping, as GNU make passes a fatal signal on
+    to its child) and must never cut the clean-up short. A signal more than a second after the
+    first one (not make's echo of it) hurries the stop: what still runs is killed."""
+
+    ECHO_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.first_at: float | None = None
+        self.signal_name = ""
+        self.hurried = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at, self.signal_name = now, signal.Signals(signum).name
+        elif now - self.first_at > self.ECHO_SECONDS:
+            self.hurried = True
+
+    @property
+    def requested(self) -> bool:
+        return self.first_at is not None
+
+
 def run() -> int:
-    """Start the simulator (when needed) and the five services; stop them all on Ctrl-C."""
+    """Start the simulator (when needed) and the five services; stop them all on a signal."""
+    stop = StopRequest()
+    stop.install()
     env = dict(os.environ)
     try:
         settings = load_settings(env)
@@ -53,10 +93,15 @@ def run() -> int:
         print(exc, file=sys.stderr)
         return 2
     ports = {name: int(env.get(f"{name.upper()}_PORT") or port) for name, port in DEFAULT_PORTS.items()}
-    ports["simulator"] = int(env.get("SIMULATOR_PORT") or SIMULATOR_PORT)
+    simulated = not settings.groq_api_key
+    if simulated:
+        ports["simulator"] = int(env.get("SIMULATOR_PORT") or SIMULATOR_PORT)
+    busy = busy_ports_message(ports)
+    if busy:
+        print(busy, file=sys.stderr)
+        return 1
     if not env.get("APP_BASE_URL"):
         env["APP_BASE_URL"] = f"http://127.0.0.1:{ports['gateway']}"
-    simulated = not settings.groq_api_key
     if simulated:
         simulator_url = f"http://127.0.0.1:{ports['simulator']}"
         env["GROQ_API_KEY"] = "gsk_simulated_free_pool_key"
@@ -65,15 +110,22 @@ def run() -> int:
             env.update(providers)
         else:
             env["GROQ_BASE_URL"] = providers["GROQ_BASE_URL"]
+    # Each service's /healthz repeats this, so the health wait below knows its own processes.
+    env["KEYLM_INSTANCE_ID"] = instance = uuid.uuid4().hex
 
+    migrate()
+    if stop.requested:
+        return 0
     log_dir = settings.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     suite = Suite(env=service_env(env, ports), ports=ports, log_dir=log_dir)
     names = (["simulator"] if simulated else []) + ["auth", "keys", "quota", "chat", "gateway"]
     try:
         for name in names:
+            if stop.requested:
+                return 0
             suite.start(name)
-        suite.wait_healthy(names, timeout=30)
+        suite.wait_healthy(names, timeout=30, instance=instance, interrupted=lambda: stop.requested)
         print(
             BANNER.format(
                 url=f"http://127.0.0.1:{ports['gateway']}",
@@ -86,19 +138,22 @@ def run() -> int:
             ),
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(p.poll() is None for p in suite.processes.values()):
-            time.sleep(0.5)
-        dead = [name for name, p in suite.processes.items() if p.poll() is not None]
-        print(f"stopped: {', '.join(dead)} exited\n{suite.log_tail(dead[0])}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+        while not stop.requested:
+            dead = [name for name, p in suite.processes.items() if p.poll() is not None]
+            if dead:
+                print(f"stopped: {', '.join(dead)} exited\n{suite.log_tail(dead[0])}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+    except StartInterrupted:
         return 0
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 1
     finally:
-        suite.stop_all()
+        suite.stop_all(hurry=lambda: stop.hurried)
+        if stop.requested:
+            print(f"KeyLM stopped ({stop.signal_name}).", flush=True)
 
 
 def main() -> int:
@@ -122,7 +177,6 @@ def main() -> int:
             print(exc, file=sys.stderr)
             return 2
         return 0
-    migrate()
     return run()
 
 

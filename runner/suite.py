@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,26 @@ APPS = {
 BACKEND_ORDER = ("auth", "keys", "quota", "chat", "gateway")
 SIMULATOR_PORT = 8099
 GUNICORN_CONF = REPO_ROOT / "runner" / "gunicorn_conf.py"
+# gunicorn drains for graceful_timeout (5 s); past this the rest is killed, so a stop ends in < 10 s.
+STOP_GRACE_SECONDS = 8.0
+_PR_SET_PDEATHSIG = 1
+
+
+class StartInterrupted(Exception):
+    """A stop was asked for while the suite was still starting."""
+
+
+def _die_with_parent(parent_pid: int):
+    """A preexec hook: the child gets SIGTERM when the process that started it dies, even by
+    SIGKILL; each child runs in a session of its own, out of reach of the terminal's signals."""
+
+    def hook() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the hook ran
+            os._exit(1)
+
+    return hook
 
 
 def free_port() -> int:
@@ -89,51 +110,79 @@ class Suite:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         log.close()
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop one process (and its workers): `sig`, then SIGKILL after the grace period."""
         process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            _stop_processes([process], sig, STOP_GRACE_SECONDS, lambda: False)
 
-    def stop_all(self, sig: int = signal.SIGTERM) -> None:
-        """Signal every process at once, then wait for each (gunicorn drains for a few seconds)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, sig)
-        for name in reversed(list(self.processes)):
-            self.stop(name, sig)
+    def stop_all(
+        self,
+        sig: int = signal.SIGTERM,
+        grace: float = STOP_GRACE_SECONDS,
+        hurry: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Signal every process group at once; kill what is left after `grace` or once `hurry()`."""
+        processes = list(self.processes.values())
+        self.processes.clear()
+        _stop_processes(processes, sig, grace, hurry)
 
-    def wait_healthy(self, names: list[str] | None = None, timeout: float = 30.0) -> None:
-        """Wait until each process answers /healthz with 200; raise with its log tail if not."""
+    def wait_healthy(
+        self,
+        names: list[str] | None = None,
+        timeout: float = 30.0,
+        *,
+        instance: str | None = None,
+        interrupted: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Wait until each process answers /healthz with 200 (and, given `instance`, says it is
+        one of ours: a port answered by somebody else's process does not count); raise with its
+        log tail if one exits or stays unhealthy, StartInterrupted once `interrupted()`."""
         deadline = time.monotonic() + timeout
         for name in names or list(self.processes):
-            url = self.url(name) + ("/_sim/stats" if name == "simulator" else "/healthz")
-            while True:
+            while not self._is_healthy(name, instance):
+                if interrupted():
+                    raise StartInterrupted()
                 process = self.processes.get(name)
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{name} exited at start:\n{self.log_tail(name)}")
-                try:
-                    if requests.get(url, timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} not healthy after {timeout}s:\n{self.log_tail(name)}")
                 time.sleep(0.1)
 
+    def _is_healthy(self, name: str, instance: str | None) -> bool:
+        try:
+            response = requests.get(self.url(name) + "/healthz", timeout=2)
+            if response.status_code != 200:
+                return False
+            return instance is None or response.json().get("instance") == instance
+        except (requests.RequestException, ValueError, AttributeError):
+            return False
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_path(name)
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _stop_processes(
+    processes: list[subprocess.Popen], sig: int, grace: float, hurry: Callable[[], bool]
+) -> None:
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+    deadline = time.monotonic() + grace
+    while any(p.poll() is None for p in running) and time.monotonic() < deadline and not hurry():
+        time.sleep(0.05)
+    for process in running:
+        # The whole group: a worker whose master was killed must not outlive it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def migrate_all(env: Mapping[str, str]) -> None:

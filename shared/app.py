@@ -54,7 +54,7 @@ def create_service_app(
     if schema:
         init_database(app, settings, schema)
     init_metrics(app, name)
-    _register_health(app, name, schema is not None, health_check)
+    _register_health(app, name, settings.instance_id, schema is not None, health_check)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
@@ -102,7 +102,11 @@ def _register_nul_path_guard(app: Flask) -> None:
 
 
 def _register_health(
-    app: Flask, name: str, has_db: bool, health_check: Callable[[], dict[str, str]] | None
+    app: Flask,
+    name: str,
+    instance: str | None,
+    has_db: bool,
+    health_check: Callable[[], dict[str, str]] | None,
 ) -> None:
     @app.get("/healthz")
     def healthz():
@@ -118,4 +122,6 @@ def _register_health(
             checks.update(health_check())
         healthy = all(value == "ok" for value in checks.values())
         body = {"status": "ok" if healthy else "degraded", "service": name, "checks": checks}
+        if instance:
+            body["instance"] = instance
         return jsonify(body), 200 if healthy else 503

@@ -64,6 +64,8 @@ class Settings:
     sse_idle_ping_seconds: float
     stream_lease_seconds: float
     log_level: str
+    # Set by the runner that started the process; /healthz repeats it so the runner knows its own.
+    instance_id: str | None = None
     # Test-only: when set, quota_service reads "now" from this file (ISO 8601) so tests can cross
     # midnight in real processes. Never set it in production.
     fake_clock_file: Path | None = None
@@ -212,6 +214,7 @@ _VARS: dict[str, _Var] = {
         _Var("STREAM_LEASE_SECONDS", _positive_float, default="120"),
         _Var("LOG_LEVEL", _log_level, default="INFO"),
         _Var("KEYLM_FAKE_CLOCK_FILE", _text, optional=True),
+        _Var("KEYLM_INSTANCE_ID", _text, optional=True),
         *(_Var(f"{name.upper()}_SERVICE_URL", _http_url, optional=True) for name in SERVICE_NAMES),
     )
 }
@@ -283,6 +286,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sse_idle_ping_seconds=values["SSE_IDLE_PING_SECONDS"],
         stream_lease_seconds=values["STREAM_LEASE_SECONDS"],
         log_level=values["LOG_LEVEL"],
+        instance_id=values["KEYLM_INSTANCE_ID"],
         fake_clock_file=Path(values["KEYLM_FAKE_CLOCK_FILE"]) if values["KEYLM_FAKE_CLOCK_FILE"] else None,
     )
 

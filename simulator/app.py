@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -26,6 +28,12 @@ def create_app() -> Flask:
     app.register_blueprint(anthropic_api.blueprint, url_prefix=BASE_PATHS["anthropic"])
     app.register_blueprint(gemini_api.blueprint, url_prefix=BASE_PATHS["gemini"])
     app.register_blueprint(control.blueprint, url_prefix="/_sim")
+    # The runner that started this process set KEYLM_INSTANCE_ID; its health wait checks it.
+    instance = os.environ.get("KEYLM_INSTANCE_ID")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", service="simulator", instance=instance)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
