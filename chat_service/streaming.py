@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from chat_service.errors import RequestInProgress
 from chat_service.models import Message, Thread
 from chat_service.schemas import message_schema
-from chat_service.threads import fail_orphaned_replies, get_thread
+from chat_service.threads import INTERRUPTED, fail_orphaned_replies, get_thread
 from chat_service.upstream import (
     ResolvedKey,
     Upstream,
@@ -29,8 +30,10 @@ from chat_service.upstream import (
     is_free_model_unavailable,
     retry_in_background,
 )
+from shared.config import Settings
 from shared.db import db, utcnow
-from shared.errors import APIError
+from shared.errors import APIError, RateLimited
+from shared.lifecycle import DRAIN
 from shared.metrics import OPEN_STREAMS, UPSTREAM_ERRORS, UPSTREAM_LATENCY
 from shared.providers import (
     AuthFailed,
@@ -49,6 +52,7 @@ from shared.sse import PING, PING_BYTES, pump, sse_event
 logger = logging.getLogger(__name__)
 
 HISTORY_STATUSES = ("complete", "stopped")
+STREAM_CAP_RETRY_AFTER_SECONDS = 5
 
 
 @dataclass
@@ -69,6 +73,15 @@ class SendPlan:
     key: ResolvedKey | None = field(default=None, repr=False)
     reservation_id: str | None = None
     lease_renewed_at: float = field(default_factory=time.monotonic)
+    deadline: float = float("inf")  # time.monotonic() past which the reply is cut (STREAM_MAX_SECONDS)
+
+
+class ReplyTooLong(Exception):
+    """The reply ran past STREAM_MAX_SECONDS."""
+
+
+class ServerStopping(Exception):
+    """This worker is stopping and its drain time is over."""
 
 
 def start_send(
@@ -80,6 +93,7 @@ def start_send(
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
+    _check_stream_cap(user_id, upstream.settings)
     # Hand the connection back while keys and quota answer: a worker has few, and many sends.
     db.session.commit()
 
@@ -114,9 +128,34 @@ def start_send(
         assistant_id=assistant.id,
         key=key,
         reservation_id=reservation_id,
+        deadline=time.monotonic() + upstream.settings.stream_max_seconds,
     )
     db.session.commit()  # end the transaction: nothing is held open while the reply streams
     return stream_reply(upstream, plan)
+
+
+def _check_stream_cap(user_id: str, settings: Settings) -> None:
+    """429 when the user already has MAX_STREAMS_PER_USER replies streaming (leases still live).
+
+    Checked before the request is stored: sends that arrive at the same instant may pass together,
+    which the per-user send rate limit bounds; the cap is against piling up streams, not a quota."""
+    cutoff = utcnow() - timedelta(seconds=settings.stream_lease_seconds)
+    streaming = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Message)
+        .join(Thread, Thread.id == Message.thread_id)
+        .where(
+            Thread.user_id == user_id,
+            Message.status == "streaming",
+            Message.updated_at >= cutoff,
+        )
+    )
+    if streaming >= settings.max_streams_per_user:
+        db.session.rollback()
+        raise RateLimited(
+            f"You already have {streaming} replies streaming; wait for one to finish.",
+            headers={"Retry-After": str(STREAM_CAP_RETRY_AFTER_SECONDS)},
+        )
 
 
 def _find_request(thread_id: str, client_request_id: str) -> tuple[Message, Message] | None:
@@ -229,11 +268,30 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
         logger.warning("provider failed", extra={"provider": plan.provider, "code": exc.code})
         yield _fail(upstream, plan, reply, exc, api_error_for(exc))
         return
+    except ReplyTooLong as exc:
+        logger.warning("reply cut at STREAM_MAX_SECONDS", extra={"message_id": plan.assistant_id})
+        error = APIError(
+            "The reply took longer than this server allows; what arrived is kept.",
+            code="upstream_timeout",
+            status=504,
+            retryable=True,
+        )
+        yield _fail(upstream, plan, reply, exc, error)
+        return
     except GeneratorExit:
         # The client left: stop reading the provider (done by closing the pump) and keep the part.
         _finish(plan, reply, "stopped")
         logger.info("client left; reply stored as stopped", extra={"message_id": plan.assistant_id})
         raise
+    except ServerStopping as exc:
+        # This process is stopping (a deploy, `make run` ending) and the drain time is over: keep
+        # the part and tell the client it may send the request again (to another process).
+        logger.warning(
+            "drained mid-stream; reply ended as interrupted", extra={"message_id": plan.assistant_id}
+        )
+        error = APIError(INTERRUPTED["message"], code="interrupted", status=503, retryable=True)
+        yield _fail(upstream, plan, reply, exc, error)
+        return
     except Exception as exc:
         logger.exception("stream failed unexpectedly")
         yield _fail(upstream, plan, reply, exc, APIError())
@@ -300,6 +358,11 @@ def _relay_provider(upstream: Upstream, plan: SendPlan, reply: Reply) -> Iterato
                 pump(call.events(), upstream.settings.sse_idle_ping_seconds, close=call.close)
             ) as events:
                 for event in events:
+                    # Leaving the `with` closes the provider request.
+                    if time.monotonic() > plan.deadline:
+                        raise ReplyTooLong()
+                    if DRAIN.due:
+                        raise ServerStopping()
                     _renew_lease(plan, upstream.settings.stream_lease_seconds / 4)
                     if event is PING:
                         yield PING_BYTES

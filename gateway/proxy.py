@@ -12,7 +12,7 @@ from flask import Response, g, request, stream_with_context
 from gateway.sessions import COOKIE_NAME, Identity
 from shared.http import ServiceClient, error_from_response
 from shared.metrics import OPEN_STREAMS
-from shared.sse import PING, PING_BYTES, pump
+from shared.sse import PING, PING_BYTES, iter_arriving, pump
 from shared.tokens import CLEAR_SESSION_HEADER, SET_SESSION_HEADER
 from shared.web import get_settings
 
@@ -76,8 +76,12 @@ def _relay(upstream: requests.Response) -> Iterator[bytes]:
     at_event_boundary = True
     OPEN_STREAMS.labels("gateway").inc()
     try:
-        chunks = upstream.iter_content(chunk_size=None)
-        for chunk in pump(chunks, get_settings().sse_idle_ping_seconds, close=upstream.close):
+        chunks = iter_arriving(upstream)
+        # chat_service pings once per interval while the provider is silent, and those pings pass
+        # through; the gateway adds its own only when chat itself goes quiet, so a client gets one
+        # ping per interval, not two.
+        idle_seconds = 2 * get_settings().sse_idle_ping_seconds
+        for chunk in pump(chunks, idle_seconds, close=upstream.close):
             if chunk is PING:
                 # A comment may only go between events, never inside a half-relayed one.
                 if at_event_boundary:

@@ -18,6 +18,7 @@ from runner.suite import (
     SIMULATOR_PORT,
     StartInterrupted,
     Suite,
+    migrate_all,
     service_env,
     simulator_base_urls,
 )
@@ -110,12 +111,15 @@ def run() -> int:
             env.update(providers)
         else:
             env["GROQ_BASE_URL"] = providers["GROQ_BASE_URL"]
+    # A stop must end within 10 s: replies in flight get 2 s, then end with a retryable error.
+    env.setdefault("DRAIN_SECONDS", "2")
     # Each service's /healthz repeats this, so the health wait below knows its own processes.
     env["KEYLM_INSTANCE_ID"] = instance = uuid.uuid4().hex
 
-    migrate()
-    if stop.requested:
-        return 0
+    # In a process of its own (and out of reach of Ctrl-C): the runner then holds no database
+    # connection, whose closing at exit (a SQLite checkpoint on a busy disk) could delay a stop.
+    if not migrate_all(env) or stop.requested:
+        return 0 if stop.requested else 1
     log_dir = settings.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     suite = Suite(env=service_env(env, ports), ports=ports, log_dir=log_dir)

@@ -1,7 +1,9 @@
 """gunicorn settings shared by every KeyLM service (and the provider simulator)."""
 
+import math
 import os
 import resource
+import signal
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -9,7 +11,12 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 # Streams stay open for minutes; gevent workers heartbeat while they wait, so this only
 # catches a worker that is truly stuck.
 timeout = 120
-graceful_timeout = 5
+# On SIGTERM a worker stops accepting, lets open streams run for DRAIN_SECONDS, then ends each
+# with a retryable `error` event (shared/lifecycle.py). gunicorn ends what is left (idle keep-alive
+# connections among it) a little later. The gateway's graceful time outlasts chat's drain, so the
+# `error` event of a reply in flight still reaches the client when the whole suite stops at once.
+drain_seconds = float(os.environ.get("DRAIN_SECONDS") or "20")
+graceful_timeout = math.ceil(drain_seconds) + 2
 # Longer than any client pool keeps an idle connection before reusing it: a connection the server
 # closes just as a service sends a POST on it fails that POST, which is never retried.
 keepalive = 75
@@ -26,6 +33,19 @@ def on_starting(server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def post_worker_init(worker):
+    from shared.lifecycle import DRAIN
+
+    stop_accepting = worker.handle_exit
+
+    def drain_then_stop(sig, frame):
+        DRAIN.begin(drain_seconds)
+        stop_accepting(sig, frame)
+
+    worker.handle_exit = drain_then_stop
+    signal.signal(signal.SIGTERM, drain_then_stop)
 
 
 def post_fork(server, worker):

@@ -29,7 +29,8 @@ APPS = {
 BACKEND_ORDER = ("auth", "keys", "quota", "chat", "gateway")
 SIMULATOR_PORT = 8099
 GUNICORN_CONF = REPO_ROOT / "runner" / "gunicorn_conf.py"
-# gunicorn drains for graceful_timeout (5 s); past this the rest is killed, so a stop ends in < 10 s.
+# Past this, what is left is killed, so a stop ends within 10 s (`make run` drains streams for 2 s,
+# and gunicorn's graceful_timeout is 2 s more).
 STOP_GRACE_SECONDS = 8.0
 _PR_SET_PDEATHSIG = 1
 
@@ -118,7 +119,7 @@ class Suite:
         """Stop one process (and its workers): `sig`, then SIGKILL after the grace period."""
         process = self.processes.pop(name, None)
         if process is not None:
-            _stop_processes([process], sig, STOP_GRACE_SECONDS, lambda: False)
+            _stop_processes([process], sig, time.monotonic() + STOP_GRACE_SECONDS, lambda: False)
 
     def stop_all(
         self,
@@ -129,7 +130,7 @@ class Suite:
         """Signal every process group at once; kill what is left after `grace` or once `hurry()`."""
         processes = list(self.processes.values())
         self.processes.clear()
-        _stop_processes(processes, sig, grace, hurry)
+        _stop_processes(processes, sig, time.monotonic() + grace, hurry)
 
     def wait_healthy(
         self,
@@ -169,25 +170,29 @@ class Suite:
 
 
 def _stop_processes(
-    processes: list[subprocess.Popen], sig: int, grace: float, hurry: Callable[[], bool]
+    processes: list[subprocess.Popen],
+    sig: int,
+    deadline: float,
+    hurry: Callable[[], bool],
 ) -> None:
+    """Signal each process group, wait until all have exited, `deadline` or `hurry()`; then
+    SIGKILL each whole group: a worker whose master was killed must not outlive it."""
     running = [p for p in processes if p.poll() is None]
     for process in running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-    deadline = time.monotonic() + grace
     while any(p.poll() is None for p in running) and time.monotonic() < deadline and not hurry():
         time.sleep(0.05)
     for process in running:
-        # The whole group: a worker whose master was killed must not outlive it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
-def migrate_all(env: Mapping[str, str]) -> None:
-    """Bring every service's schema up to date (the `make migrate` step)."""
-    subprocess.run([sys.executable, "-m", "runner", "migrate"], cwd=REPO_ROOT, env=dict(env), check=True)
+def migrate_all(env: Mapping[str, str]) -> bool:
+    """Bring every service's schema up to date (the `make migrate` step); False if that failed."""
+    command = [sys.executable, "-m", "runner", "migrate"]
+    return subprocess.run(command, cwd=REPO_ROOT, env=dict(env), start_new_session=True).returncode == 0
 
 
 def start_suite(
@@ -202,8 +207,8 @@ def start_suite(
     ports = dict(ports or {name: free_port() for name in APPS})
     log_dir.mkdir(parents=True, exist_ok=True)
     env = service_env(base_env, ports)
-    if migrate:
-        migrate_all(env)
+    if migrate and not migrate_all(env):
+        raise RuntimeError("migrating the databases failed (see the output above)")
     suite = Suite(env=env, ports=ports, log_dir=log_dir)
     try:
         names = (["simulator"] if with_simulator else []) + list(BACKEND_ORDER)

@@ -63,6 +63,8 @@ class Settings:
     bcrypt_rounds: int
     sse_idle_ping_seconds: float
     stream_lease_seconds: float
+    stream_max_seconds: float
+    max_streams_per_user: int
     log_level: str
     # Set by the runner that started the process; /healthz repeats it so the runner knows its own.
     instance_id: str | None = None
@@ -212,6 +214,8 @@ _VARS: dict[str, _Var] = {
         _Var("BCRYPT_ROUNDS", _positive_int, default="12"),
         _Var("SSE_IDLE_PING_SECONDS", _positive_float, default="0.5"),
         _Var("STREAM_LEASE_SECONDS", _positive_float, default="120"),
+        _Var("STREAM_MAX_SECONDS", _positive_float, default="600"),
+        _Var("MAX_STREAMS_PER_USER", _positive_int, default="4"),
         _Var("LOG_LEVEL", _log_level, default="INFO"),
         _Var("KEYLM_FAKE_CLOCK_FILE", _text, optional=True),
         _Var("KEYLM_INSTANCE_ID", _text, optional=True),
@@ -285,6 +289,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bcrypt_rounds=values["BCRYPT_ROUNDS"],
         sse_idle_ping_seconds=values["SSE_IDLE_PING_SECONDS"],
         stream_lease_seconds=values["STREAM_LEASE_SECONDS"],
+        stream_max_seconds=values["STREAM_MAX_SECONDS"],
+        max_streams_per_user=values["MAX_STREAMS_PER_USER"],
         log_level=values["LOG_LEVEL"],
         instance_id=values["KEYLM_INSTANCE_ID"],
         fake_clock_file=Path(values["KEYLM_FAKE_CLOCK_FILE"]) if values["KEYLM_FAKE_CLOCK_FILE"] else None,

@@ -13,12 +13,32 @@ from typing import Any, TypeVar
 
 import gevent
 import gevent.queue
+import requests
+import urllib3
 
 T = TypeVar("T")
 
 PING = object()  # yielded by `pump` when the source was silent for `idle_seconds`
 PING_BYTES = b": ping\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def iter_arriving(response: requests.Response, size: int = 64 * 1024) -> Iterator[bytes]:
+    """A streamed response's body, each piece as soon as it arrives, whatever its framing.
+
+    `iter_content` reads a body that has neither a length nor chunks (one that ends when the
+    server closes the connection) to its very end before it returns anything; `read1` returns what
+    one read of the socket brings. Errors come out as `requests`' own, as from `iter_content`."""
+    raw = response.raw
+    try:
+        while chunk := raw.read1(size, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
 
 
 def sse_event(name: str, data: Any) -> bytes:

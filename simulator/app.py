@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from simulator import anthropic_api, control, gemini_api, openai_api
 from simulator.state import SimState
+from simulator.wire import CloseDelimitedResponses
 
 BASE_PATHS = {
     "openai": "/openai/v1",
@@ -28,6 +29,7 @@ def create_app() -> Flask:
     app.register_blueprint(anthropic_api.blueprint, url_prefix=BASE_PATHS["anthropic"])
     app.register_blueprint(gemini_api.blueprint, url_prefix=BASE_PATHS["gemini"])
     app.register_blueprint(control.blueprint, url_prefix="/_sim")
+    app.wsgi_app = CloseDelimitedResponses(app.wsgi_app)
     # The runner that started this process set KEYLM_INSTANCE_ID; its health wait checks it.
     instance = os.environ.get("KEYLM_INSTANCE_ID")
 

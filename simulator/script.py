@@ -17,6 +17,9 @@ DEFAULT_DELAY = 0.005
 LONG_WAIT = 600.0  # "hang" lasts until the client leaves, at most ten minutes
 _POLL = 0.1
 
+# chunked: Transfer-Encoding: chunked (what a server does by default); close: no length and no
+# chunks, the body ends when the server closes the connection; length: a Content-Length header.
+FRAMINGS = ("chunked", "close", "length")
 _DIRECTIVE = re.compile(r"\[\[sim:([a-z0-9_]+)(?:=(.*?))?\]\]", re.S)
 _TOKEN = re.compile(r"\s*\S+|\s+$")
 
@@ -58,6 +61,7 @@ class Plan:
     echo: bool = False
     thoughts: bool = False
     text: str | None = None
+    framing: str = "chunked"  # how the body's end is marked: chunked | close | length
 
 
 def _seconds(value: str | None, default: float) -> float:
@@ -90,6 +94,8 @@ def parse_plan(text: str) -> Plan:
             plan.thoughts = True
         elif name == "text":
             plan.text = (value or "").replace("\\n", "\n")
+        elif name == "framing" and value in FRAMINGS:
+            plan.framing = value
     return plan
 
 
@@ -184,8 +190,32 @@ class StreamScript:
     mid_error: bytes
 
 
+@dataclass(frozen=True)
+class Frame:
+    """One write of a stream; a token frame is paced (and counted) as the model's output."""
+
+    data: bytes
+    is_token: bool = False
+
+
+def planned_frames(script: StreamScript, reply: Reply, plan: Plan) -> tuple[list[Frame], str]:
+    """Every frame of the stream, in order, and its outcome: completed or failed."""
+    frames = [Frame(data) for data in script.head]
+    count = len(reply.tokens)
+    stop_at = {plan.fail_mid, plan.cut} - {None}
+    for index, text in enumerate(reply.tokens):
+        if index in stop_at or (-1 in stop_at and index == max(count // 2, 1)):
+            break
+        frames.append(Frame(script.token(index, text, index == count - 1), is_token=True))
+    if plan.fail_mid is not None:
+        return [*frames, Frame(script.mid_error)], "failed"
+    if plan.cut is not None:
+        return frames, "failed"  # the body just ends: no terminator, no usage
+    return [*frames, *(Frame(data) for data in script.tail)], "completed"
+
+
 def run_stream(
-    script: StreamScript, reply: Reply, plan: Plan, record: RequestRecord, environ: dict[str, Any]
+    frames: list[Frame], outcome: str, plan: Plan, record: RequestRecord, environ: dict[str, Any]
 ) -> Iterator[bytes]:
     """Yield the frames with a pause per token; note completed, client_closed or failed."""
     try:
@@ -194,25 +224,15 @@ def run_stream(
             if wait_for(plan.hang, environ):
                 record.finish("failed")
             return
-        yield from script.head
-        count = len(reply.tokens)
-        stop_at = {plan.fail_mid, plan.cut} - {None}
-        for index, text in enumerate(reply.tokens):
-            if index in stop_at or (-1 in stop_at and index == max(count // 2, 1)):
-                break
+        for frame in frames:
+            if not frame.is_token:
+                yield frame.data
+                continue
             if not wait_for(plan.delay, environ):
                 return
-            yield from _split_multibyte(script.token(index, text, index == count - 1))
+            yield from _split_multibyte(frame.data)
             record.tokens_sent += 1
-        if plan.fail_mid is not None:
-            yield script.mid_error
-            record.finish("failed")
-            return
-        if plan.cut is not None:
-            record.finish("failed")  # the body just ends: no terminator, no usage
-            return
-        yield from script.tail
-        record.finish("completed")
+        record.finish(outcome)
     except Exception:
         record.finish("failed")
         raise

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
+import socket
 import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, current_app, request, stream_with_context
+from gunicorn.workers.base_async import ALREADY_HANDLED
 
-from simulator.script import Plan, Reply, StreamScript, run_stream
+from simulator.script import Plan, Reply, StreamScript, planned_frames, run_stream
 from simulator.state import RequestRecord, SimState
 
 _BASE62 = string.ascii_letters + string.digits
@@ -108,12 +111,67 @@ def stream_response(
     content_type: str,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A 200 streaming response whose outcome is recorded under its `x-sim-stream-id`."""
+    """A 200 streaming response whose outcome is recorded under its `x-sim-stream-id`, framed as
+    the plan says (`[[sim:framing=chunked|close|length]]`)."""
     stream_id = state().start_stream(record)
     record.status = 200
-    body: Iterator[bytes] = run_stream(script, reply, plan, record, request.environ)
+    frames, outcome = planned_frames(script, reply, plan)
+    body: Iterator[bytes] = run_stream(frames, outcome, plan, record, request.environ)
     response = Response(stream_with_context(body), status=200, content_type=content_type)
     response.headers.update(headers or {})
     response.headers["x-sim-stream-id"] = stream_id
     response.headers["Cache-Control"] = "no-cache"
+    if plan.framing == "length":
+        response.headers["Content-Length"] = str(sum(len(frame.data) for frame in frames))
+    elif plan.framing == "close":
+        response.headers[CLOSE_DELIMITED_HEADER] = "1"
     return response
+
+
+CLOSE_DELIMITED_HEADER = "X-Sim-Close-Delimited"
+
+
+class CloseDelimitedResponses:
+    """WSGI middleware for `[[sim:framing=close]]`. gunicorn frames every HTTP/1.1 body itself
+    (chunked, or by Content-Length), yet a body that simply ends when the server closes the
+    connection is valid HTTP, and proxies and self-hosted servers send it. A response marked with
+    CLOSE_DELIMITED_HEADER is written to the client's socket by hand, which is then shut down."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        sock = environ.get("gunicorn.socket")
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured[:] = [status, headers]
+            if sock is None or not _is_close_delimited(headers):
+                return start_response(status, headers, exc_info)
+            return lambda _data: None
+
+        body = self.app(environ, capture)
+        if sock is None or not captured or not _is_close_delimited(captured[1]):
+            return body
+        status, headers = captured
+        skipped = {"content-length", "transfer-encoding", "connection", CLOSE_DELIMITED_HEADER.lower()}
+        head = f"HTTP/1.1 {status}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers if name.lower() not in skipped
+        )
+        try:
+            sock.sendall((head + "Connection: close\r\n\r\n").encode("latin-1"))
+            for piece in body:
+                if piece:
+                    sock.sendall(piece)
+        except OSError:
+            pass  # the client left
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # the end of the body
+        return ALREADY_HANDLED
+
+
+def _is_close_delimited(headers: list[tuple[str, str]]) -> bool:
+    return any(name.lower() == CLOSE_DELIMITED_HEADER.lower() for name, _ in headers)

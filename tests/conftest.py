@@ -51,6 +51,8 @@ def base_env(var_dir: Path, **overrides: str) -> dict[str, str]:
         "LOGIN_LIMIT_PER_IP_PER_MINUTE": "1000",
         "LOGIN_LIMIT_PER_EMAIL_PER_MINUTE": "5",
         "REGISTER_LIMIT_PER_IP_PER_MINUTE": "1000",
+        # A stopped service ends its open streams after this long (then gunicorn's grace, 2 s more).
+        "DRAIN_SECONDS": "1",
         # Runs that share one Redis (parallel checkouts, CI beside a developer) count apart.
         "RATE_LIMIT_KEY_PREFIX": "keylm-test-" + secrets.token_hex(6),
     }

@@ -15,6 +15,8 @@ from typing import Any
 import requests
 import urllib3
 
+from shared.sse import iter_arriving
+
 PROVIDERS = ("openai", "anthropic", "gemini", "groq")
 
 MASK = "[REDACTED]"
@@ -560,7 +562,7 @@ class ProviderAdapter(abc.ABC):
     ) -> ChatStream:
         """POST a streaming request and wrap its body in a ChatStream."""
         response = self.request("POST", path, api_key, params=params, body=body, stream=True)
-        events = decode(iter_sse(response.iter_content(chunk_size=None)))
+        events = decode(iter_sse(iter_arriving(response)))
         return ChatStream(response, events, self.name, redactor=_redactor(api_key))
 
 

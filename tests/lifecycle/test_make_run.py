@@ -8,13 +8,16 @@ orphans included, by reading /proc, whatever the runner believes it started.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,13 @@ def processes_with(marker: str) -> list[int]:
     return pids
 
 
+def describe(pid: int) -> str:
+    try:
+        return f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"{pid}: gone"
+
+
 def is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
@@ -60,7 +70,8 @@ class MakeRun:
     def __init__(self, tmp_path: Path, ports: dict[str, int] | None = None):
         self.marker = f"KEYLM_LIFECYCLE_TEST={uuid.uuid4().hex}"
         self.ports = ports or {name: free_port() for name in SERVICE_PORTS}
-        env = base_env(tmp_path / "var")
+        self.var_dir = tmp_path / "var"
+        env = base_env(self.var_dir)
         env.pop("GROQ_API_KEY")  # as on a fresh clone: the simulator starts too (six processes)
         env.update({name: str(port) for name, port in self.ports.items()})
         env["PATH"] = os.environ["PATH"]
@@ -126,7 +137,7 @@ class MakeRun:
         deadline = since + STOP_WITHIN
         while self.live_processes() or not all(port_is_free(p) for p in self.ports.values()):
             if time.monotonic() > deadline:
-                left = self.live_processes()
+                left = [describe(pid) for pid in self.live_processes()]
                 self.kill_everything()
                 pytest.fail(f"still running {STOP_WITHIN}s after the signal: {left}\n{self.output}")
             time.sleep(0.1)
@@ -154,8 +165,11 @@ def make_run(tmp_path):
         run.kill_everything()
 
 
-def start_long_stream(gateway: str) -> requests.Response:
-    """Register, open a free thread and start a reply that would stream for half a minute."""
+def start_long_stream(gateway: str) -> tuple[requests.Response, Iterator]:
+    """Register, open a free thread and start a reply that would stream for half a minute.
+
+    The events' iterator is returned too: dropping it would close the connection (the client
+    leaving, which stores the reply as stopped)."""
     http = requests.Session()
     http.headers["Origin"] = gateway
     response = http.post(
@@ -172,9 +186,10 @@ def start_long_stream(gateway: str) -> requests.Response:
         timeout=30,
     )
     assert stream.status_code == 200, stream.text
-    for event in iter_events(stream):
+    events = iter_events(stream)
+    for event in events:
         if getattr(event, "name", None) == "delta":
-            return stream
+            return stream, events
     pytest.fail("the stream ended before its first delta")
 
 
@@ -205,21 +220,34 @@ def test_signal_when_idle_stops_everything_with_one_line(make_run, sig):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_mid_stream_stops_everything(make_run, sig):
+def test_signal_mid_stream_stops_everything_and_leaves_the_reply_retryable(make_run, sig):
     run = make_run()
     run.wait_banner()
-    stream = start_long_stream(run.gateway)
+    stream, events = start_long_stream(run.gateway)
     signalled = time.monotonic()
     run.signal_group(sig)
+    # The reply in flight runs on for the drain time, then ends with a retryable error.
+    last = [event for event in events if not isinstance(event, str)][-1]
+    assert last.name == "error", last
+    assert last.data["error"]["code"] == "interrupted"
+    assert last.data["error"]["retryable"] is True
     run.assert_all_gone(signalled)
     stream.close()
     assert "Traceback" not in run.output
+    # It is stored that way too, with its part, not left `streaming`.
+    with sqlite3.connect(run.var_dir / "chat.db") as db:
+        status, content, metadata = db.execute(
+            "SELECT status, content, metadata FROM messages WHERE role = 'assistant'"
+        ).fetchone()
+    assert status == "failed"
+    assert content
+    assert json.loads(metadata)["error"]["code"] == "interrupted"
 
 
 def test_repeated_signals_only_hurry_the_stop(make_run):
     run = make_run()
     run.wait_banner()
-    stream = start_long_stream(run.gateway)
+    stream, _ = start_long_stream(run.gateway)
     signalled = time.monotonic()
     run.signal_group(signal.SIGTERM)  # make passes each one on as well: the runner sees it twice
     time.sleep(0.2)
