@@ -67,7 +67,7 @@ def is_zombie(pid: int) -> bool:
 class MakeRun:
     """One `make run` in a process group of its own, its output collected as it comes."""
 
-    def __init__(self, tmp_path: Path, ports: dict[str, int] | None = None):
+    def __init__(self, tmp_path: Path, ports: dict[str, int] | None = None, **env_overrides: str):
         self.marker = f"KEYLM_LIFECYCLE_TEST={uuid.uuid4().hex}"
         self.ports = ports or {name: free_port() for name in SERVICE_PORTS}
         self.var_dir = tmp_path / "var"
@@ -76,6 +76,7 @@ class MakeRun:
         env.update({name: str(port) for name, port in self.ports.items()})
         env["PATH"] = os.environ["PATH"]
         env["KEYLM_LIFECYCLE_TEST"] = self.marker.split("=", 1)[1]
+        env.update(env_overrides)
         self.env = env
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
@@ -155,8 +156,8 @@ class MakeRun:
 def make_run(tmp_path):
     started: list[MakeRun] = []
 
-    def launch(ports: dict[str, int] | None = None) -> MakeRun:
-        run = MakeRun(tmp_path / f"run{len(started)}", ports).start()
+    def launch(ports: dict[str, int] | None = None, **env: str) -> MakeRun:
+        run = MakeRun(tmp_path / f"run{len(started)}", ports, **env).start()
         started.append(run)
         return run
 
@@ -219,9 +220,33 @@ def test_signal_when_idle_stops_everything_with_one_line(make_run, sig):
     assert "Traceback" not in run.output
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_mid_stream_stops_everything_and_leaves_the_reply_retryable(make_run, sig):
-    run = make_run()
+def stored_reply(run: MakeRun) -> tuple[str, str, dict]:
+    """(status, content, metadata) of the one assistant message, read from the database."""
+    query = "SELECT status, content, metadata FROM {}messages WHERE role = 'assistant'"
+    if "DATABASE_URL" not in run.env:
+        with sqlite3.connect(run.var_dir / "chat.db") as db:
+            status, content, metadata = db.execute(query.format("")).fetchone()
+        return status, content, json.loads(metadata)
+    import psycopg2
+
+    with psycopg2.connect(run.env["DATABASE_URL"]) as db, db.cursor() as cursor:
+        cursor.execute(query.format("chat."))
+        status, content, metadata = cursor.fetchone()
+    db.close()
+    return status, content, metadata if isinstance(metadata, dict) else json.loads(metadata)
+
+
+@pytest.mark.parametrize(
+    ("sig", "backend"),
+    [(signal.SIGTERM, "sqlite"), (signal.SIGINT, "sqlite"), (signal.SIGTERM, "postgres")],
+    ids=["SIGTERM-sqlite", "SIGINT-sqlite", "SIGTERM-postgres"],
+)
+def test_signal_mid_stream_stops_everything_and_leaves_the_reply_retryable(make_run, request, sig, backend):
+    env = {}
+    if backend == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("new_postgres_database")()
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    run = make_run(**env)
     run.wait_banner()
     stream, events = start_long_stream(run.gateway)
     signalled = time.monotonic()
@@ -235,13 +260,10 @@ def test_signal_mid_stream_stops_everything_and_leaves_the_reply_retryable(make_
     stream.close()
     assert "Traceback" not in run.output
     # It is stored that way too, with its part, not left `streaming`.
-    with sqlite3.connect(run.var_dir / "chat.db") as db:
-        status, content, metadata = db.execute(
-            "SELECT status, content, metadata FROM messages WHERE role = 'assistant'"
-        ).fetchone()
+    status, content, metadata = stored_reply(run)
     assert status == "failed"
     assert content
-    assert json.loads(metadata)["error"]["code"] == "interrupted"
+    assert metadata["error"]["code"] == "interrupted"
 
 
 def test_repeated_signals_only_hurry_the_stop(make_run):
