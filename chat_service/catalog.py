@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from chat_service.errors import api_error_for
 from chat_service.models import ProviderModelCache
-from chat_service.upstream import ResolvedKey, Upstream, api_error_for
+from chat_service.upstream import ResolvedKey, Upstream
 from shared.db import db, isoformat, utcnow
 from shared.providers import AuthFailed, PermissionDenied, ProviderError
 

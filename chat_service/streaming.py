@@ -77,6 +77,7 @@ def start_send(
     """Check, reserve and store the request, then return the SSE byte stream of the reply."""
     thread = get_thread(user_id, thread_id)
     fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
+    db.session.commit()  # the orphans stay failed whatever this send does next
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)

@@ -1,6 +1,6 @@
 """keys_service's own errors (all in the shared envelope)."""
 
-from shared.errors import APIError
+from shared.errors import APIError, UpstreamUnavailable
 
 
 class KeyInvalid(APIError):
@@ -12,8 +12,7 @@ class KeyNotActive(APIError):
     message = "There is no active key for this provider; add a key or re-validate one."
 
 
-class UpstreamUnavailable(APIError):
-    status, code, retryable = 503, "upstream_unavailable", True
+class KeyCheckUnavailable(UpstreamUnavailable):
     message = "The provider could not be reached to check the key; try again shortly."
 
 
