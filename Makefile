@@ -16,7 +16,8 @@ $(STAMP): $(wildcard requirements*.txt)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# The web client's libraries (marked, DOMPurify, highlight.js) from the npm registry.
+# The web client's libraries (marked, DOMPurify, highlight.js) and Swagger UI (the /api/docs page)
+# from the npm registry.
 vendor: $(VENDOR_STAMP)
 
 $(VENDOR_STAMP): web/package.json web/package-lock.json web/copy-vendor.js

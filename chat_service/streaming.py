@@ -215,7 +215,7 @@ class Reply:
 
 
 def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
-    """The SSE events of api.md: message.created, delta*, usage?, then done or error."""
+    """The SSE events of docs/api.md: message.created, delta*, usage?, then done or error."""
     yield sse_event(
         "message.created", {"userMessage": plan.user_message, "assistantMessage": plan.assistant_message}
     )

@@ -19,4 +19,4 @@ class KeyCheckUnavailable(UpstreamUnavailable):
 class KeyUnreadable(APIError):
     """A stored key could not be decrypted: a 500 that says nothing about why."""
 
-    status, code, retryable = 500, "internal_error", True  # api.md: every 500 is retryable
+    status, code, retryable = 500, "internal_error", True  # docs/api.md: every 500 is retryable

@@ -97,7 +97,7 @@ class ServiceUnavailable(APIError):
 def error_body(
     code: str, message: str, retryable: bool, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The envelope of api.md: {"error": {code, message, retryable, details?}}."""
+    """The envelope of docs/api.md: {"error": {code, message, retryable, details?}}."""
     error: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
     if details:
         error["details"] = details

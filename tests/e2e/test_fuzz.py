@@ -272,7 +272,7 @@ def semantic_positive_data_acceptance(ctx, response, case):
 
 
 def message_stream_order(ctx, response, case):
-    """The stream of api.md: message.created, delta*, usage?, then exactly one of done/error."""
+    """The stream of docs/api.md: message.created, delta*, usage?, then exactly one of done/error."""
     content_type = ",".join(response.headers.get("content-type", []))
     if response.status_code != 200 or not content_type.startswith("text/event-stream"):
         return None
