@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12
 PYTEST_ARGS ?=
 VENDOR_STAMP := gateway/static/vendor/.installed-$(shell cat web/package.json web/package-lock.json web/copy-vendor.js | sha1sum | cut -c1-12)
 
-.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key simulator system-deps clean
+.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key simulator system-deps openapi clean
 
 setup: $(STAMP)
 
@@ -16,7 +16,8 @@ $(STAMP): $(wildcard requirements*.txt)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# The web client's libraries (marked, DOMPurify, highlight.js) from the npm registry.
+# The web client's libraries (marked, DOMPurify, highlight.js) and Swagger UI (the /api/docs page)
+# from the npm registry.
 vendor: $(VENDOR_STAMP)
 
 $(VENDOR_STAMP): web/package.json web/package-lock.json web/copy-vendor.js
@@ -48,6 +49,10 @@ lint: setup
 format: setup
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
+
+# The OpenAPI document the gateway serves, from each service's openapi.py (commit the result).
+openapi: setup
+	@$(PY) -m runner openapi
 
 rotate-key: setup
 	@$(PY) -m runner rotate-key

@@ -1,6 +1,6 @@
 """Password hashing: bcrypt over a SHA-256 pre-hash, off the gevent loop.
 
-bcrypt reads only 72 bytes. Rather than reject long passphrases (api.md allows 128 characters,
+bcrypt reads only 72 bytes. Rather than reject long passphrases (docs/api.md allows 128 characters,
 up to 512 bytes of UTF-8), every password is first reduced to base64(SHA-256(password)): 44 bytes,
 so nothing is ever truncated and two long passwords sharing a 72-byte prefix stay different.
 """

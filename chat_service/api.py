@@ -63,8 +63,7 @@ def list_threads():
 
 @bp.get("/api/threads/<thread_id>")
 def get_thread(thread_id: str):
-    thread = threads.get_thread(current_user_id(), thread_id)
-    messages = threads.thread_messages(thread, get_settings().stream_lease_seconds)
+    thread, messages = threads.read_thread(current_user_id(), thread_id, get_settings().stream_lease_seconds)
     return {"thread": thread_schema.dump(thread), "messages": message_schema.dump(messages, many=True)}
 
 

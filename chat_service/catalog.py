@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from chat_service.errors import api_error_for
 from chat_service.models import ProviderModelCache
-from chat_service.upstream import ResolvedKey, Upstream, api_error_for
+from chat_service.upstream import ResolvedKey, Upstream
 from shared.db import db, isoformat, utcnow
 from shared.providers import AuthFailed, PermissionDenied, ProviderError
 
@@ -33,7 +34,7 @@ def _model_list(key: ResolvedKey, cache: ProviderModelCache, stale: bool) -> dic
 def get_model_list(
     upstream: Upstream, user_id: str, provider: str, key_id: str | None, refresh: bool
 ) -> dict[str, Any]:
-    """The ModelList of api.md for one of the user's active keys (409 key_not_active otherwise)."""
+    """The ModelList of docs/api.md for one of the user's active keys (409 key_not_active otherwise)."""
     return load_catalog(upstream, user_id, upstream.resolve_key(user_id, provider, key_id), refresh)
 
 

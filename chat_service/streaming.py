@@ -90,6 +90,7 @@ def start_send(
     """Check, reserve and store the request, then return the SSE byte stream of the reply."""
     thread = get_thread(user_id, thread_id)
     fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
+    db.session.commit()  # the orphans stay failed whatever this send does next
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
@@ -253,7 +254,7 @@ class Reply:
 
 
 def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
-    """The SSE events of api.md: message.created, delta*, usage?, then done or error."""
+    """The SSE events of docs/api.md: message.created, delta*, usage?, then done or error."""
     yield sse_event(
         "message.created", {"userMessage": plan.user_message, "assistantMessage": plan.assistant_message}
     )

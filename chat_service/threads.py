@@ -111,7 +111,7 @@ def fail_orphaned_replies(thread_id: str, lease_seconds: float) -> None:
     """Mark replies whose streaming process died as failed, so they can be retried.
 
     A streaming reply renews its lease (updated_at) while it streams; one whose lease is older
-    than STREAM_LEASE_SECONDS lost its chat_service process (a crash, a deploy).
+    than STREAM_LEASE_SECONDS lost its chat_service process (a crash, a deploy). The caller commits.
     """
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     expired = (Message.thread_id == thread_id, Message.status == "streaming", Message.updated_at < cutoff)
@@ -123,18 +123,20 @@ def fail_orphaned_replies(thread_id: str, lease_seconds: float) -> None:
             .values(status="failed", metadata_={"usage": None, "error": INTERRUPTED}, updated_at=utcnow())
         ).rowcount
         logger.warning("failed %d orphaned streaming replies", orphaned, extra={"thread_id": thread_id})
-    db.session.commit()
 
 
-def thread_messages(thread: Thread, lease_seconds: float) -> list[Message]:
+def read_thread(user_id: str, thread_id: str, lease_seconds: float) -> tuple[Thread, list[Message]]:
+    """A thread and its messages, oldest first; replies orphaned by a dead process are failed first
+    (and that is committed: a reader is told the truth, and the next reader need not do it again)."""
+    thread = get_thread(user_id, thread_id)
     fail_orphaned_replies(thread.id, lease_seconds)
-    return list(
-        db.session.scalars(
-            sa.select(Message)
-            .where(Message.thread_id == thread.id)
-            .order_by(Message.created_at, sa.case((Message.role == "user", 0), else_=1))
-        )
+    db.session.commit()
+    messages = db.session.scalars(
+        sa.select(Message)
+        .where(Message.thread_id == thread.id)
+        .order_by(Message.created_at, sa.case((Message.role == "user", 0), else_=1))
     )
+    return thread, list(messages)
 
 
 def rename_thread(user_id: str, thread_id: str, title: str) -> Thread:

@@ -9,22 +9,23 @@ from dataclasses import dataclass, field
 
 import gevent
 
+from chat_service.errors import api_error_for
 from shared.config import Settings
 from shared.errors import APIError
 from shared.http import ServiceClient, pooled_session
 from shared.providers import (
-    AuthFailed,
     ModelUnavailable,
-    PermissionDenied,
     ProviderAdapter,
     ProviderError,
     RateLimited,
     UpstreamError,
-    UpstreamTimeout,
     get_adapter,
 )
 
 logger = logging.getLogger(__name__)
+
+# The provider-error table lives in chat_service.errors; streaming.py imports it from here.
+__all__ = ["ResolvedKey", "Upstream", "api_error_for", "is_free_model_unavailable", "retry_in_background"]
 
 # Work that must happen but failed now (a refund, storing a reply's outcome) is retried in the
 # background, with backoff, this long.
@@ -152,51 +153,3 @@ def is_free_model_unavailable(error: ProviderError) -> bool:
     if isinstance(error, RateLimited):
         return not error.out_of_credit
     return isinstance(error, UpstreamError) and (error.status or 0) >= 500
-
-
-def api_error_for(error: ProviderError) -> APIError:
-    """The envelope a client sees for a provider failure (never the key, never a stack trace)."""
-    if isinstance(error, PermissionDenied):
-        return APIError(
-            "The provider accepted this key but does not allow it this request.",
-            code="upstream_auth_failed",
-            status=502,
-            retryable=False,
-        )
-    if isinstance(error, AuthFailed):
-        return APIError(
-            "The provider rejected this API key. Check or replace the key.",
-            code="upstream_auth_failed",
-            status=502,
-            retryable=False,
-        )
-    if isinstance(error, RateLimited):
-        details = {"retryAfter": error.retry_after} if error.retry_after else None
-        if error.out_of_credit:
-            message = "The provider says this key is out of credit."
-        else:
-            message = "The provider is rate limiting this key; try again shortly."
-        return APIError(
-            message,
-            code="upstream_rate_limited",
-            status=502,
-            retryable=not error.out_of_credit,
-            details=details,
-        )
-    if isinstance(error, UpstreamTimeout):
-        return APIError(
-            "The provider did not answer in time.", code="upstream_unavailable", status=503, retryable=True
-        )
-    if isinstance(error, ModelUnavailable):
-        return APIError(
-            f"The model is unavailable at the provider: {error.message}",
-            code="upstream_error",
-            status=502,
-            retryable=False,
-        )
-    return APIError(
-        f"The provider answered with an error: {error.message}",
-        code="upstream_error",
-        status=502,
-        retryable=error.retryable,
-    )

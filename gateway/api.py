@@ -1,4 +1,4 @@
-"""The public route table: every path of api.md, each sent to the service that owns it."""
+"""The public route table: every path of docs/api.md, each sent to the service that owns it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """keys_service's own errors (all in the shared envelope)."""
 
-from shared.errors import APIError
+from shared.errors import APIError, UpstreamUnavailable
 
 
 class KeyInvalid(APIError):
@@ -12,12 +12,11 @@ class KeyNotActive(APIError):
     message = "There is no active key for this provider; add a key or re-validate one."
 
 
-class UpstreamUnavailable(APIError):
-    status, code, retryable = 503, "upstream_unavailable", True
+class KeyCheckUnavailable(UpstreamUnavailable):
     message = "The provider could not be reached to check the key; try again shortly."
 
 
 class KeyUnreadable(APIError):
     """A stored key could not be decrypted: a 500 that says nothing about why."""
 
-    status, code, retryable = 500, "internal_error", True  # api.md: every 500 is retryable
+    status, code, retryable = 500, "internal_error", True  # docs/api.md: every 500 is retryable

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from keys_service.crypto import DecryptionFailed, KeyBinding, KeyCipher, mask_key
-from keys_service.errors import KeyInvalid, KeyNotActive, KeyUnreadable, UpstreamUnavailable
+from keys_service.errors import KeyCheckUnavailable, KeyInvalid, KeyNotActive, KeyUnreadable
 from keys_service.models import ACTIVE, INVALID, REVOKED, AuditLog, ProviderKey, new_id
 from shared.config import Settings
 from shared.db import db, utcnow
@@ -75,7 +75,7 @@ def add_key(settings: Settings, user_id: str, provider: str, api_key: str, label
         _audit(user_id, CREATE, provider, None, outcome=outcome.value)
         db.session.commit()
         logger.info("provider key refused", extra={"provider": provider, "outcome": outcome.value})
-        raise KeyInvalid() if outcome is KeyCheck.INVALID else UpstreamUnavailable()
+        raise KeyInvalid() if outcome is KeyCheck.INVALID else KeyCheckUnavailable()
 
     key_id = new_id()
     now = utcnow()
@@ -125,7 +125,7 @@ def revalidate_key(settings: Settings, user_id: str, provider: str, key_id: str)
     if outcome is KeyCheck.UNAVAILABLE:
         _audit(user_id, VALIDATE, provider, key_id, outcome=outcome.value, status=previous_status)
         db.session.commit()
-        raise UpstreamUnavailable()
+        raise KeyCheckUnavailable()
 
     new_status = ACTIVE if outcome is KeyCheck.VALID else INVALID
     # Conditional: a key revoked while the provider was answering stays revoked.

@@ -16,7 +16,7 @@ class BucketUsageSchema(Schema):
 
 
 class FreeUsageSchema(Schema):
-    """The snapshot of api.md's `GET /api/usage/free`."""
+    """The snapshot of docs/api.md's `GET /api/usage/free`."""
 
     day = fields.Function(lambda usage: usage.day.isoformat(), dump_only=True)
     model = fields.String(dump_only=True)

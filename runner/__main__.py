@@ -1,5 +1,6 @@
-"""`python -m runner run|migrate|env|rotate-key`: the commands behind `make run`, `make migrate`
-and `make rotate-key` (each reads .env, where the real environment leaves a variable unset)."""
+"""`python -m runner run|migrate|env|rotate-key|openapi`: the commands behind `make run`, `make migrate`,
+`make rotate-key` and `make openapi` (each but `openapi` reads .env, where the real environment leaves
+a variable unset)."""
 
 from __future__ import annotations
 
@@ -160,11 +161,21 @@ def run() -> int:
             print(f"KeyLM stopped ({stop.signal_name}).", flush=True)
 
 
+def openapi_command(check: bool) -> int:
+    """Write docs/openapi.json from every package's description (needs no environment)."""
+    from runner.openapi import write_openapi
+
+    return write_openapi(check=check)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
-    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key"])
+    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key", "openapi"])
+    parser.add_argument("--check", action="store_true", help="openapi: fail if docs/openapi.json is stale")
     args = parser.parse_args()
     os.chdir(REPO_ROOT)
+    if args.command == "openapi":
+        return openapi_command(args.check)
     if args.command == "env":
         ensure_env_file()
         return 0

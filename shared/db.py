@@ -31,7 +31,7 @@ def utcnow() -> datetime:
 
 
 def isoformat(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a `Z`, as api.md asks."""
+    """ISO 8601 UTC with a `Z`, as docs/api.md says."""
     if moment is None:
         return None
     return moment.replace(tzinfo=None, microsecond=0).isoformat() + "Z"

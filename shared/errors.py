@@ -82,6 +82,13 @@ class RateLimited(APIError):
     status, code, message, retryable = 429, "rate_limited", "Too many requests; slow down.", True
 
 
+class UpstreamUnavailable(APIError):
+    """A provider could not be reached (connect error, timeout): keys and chat both say so."""
+
+    status, code, retryable = 503, "upstream_unavailable", True
+    message = "The provider could not be reached; try again shortly."
+
+
 class ServiceUnavailable(APIError):
     status, code, retryable = 503, "service_unavailable", True
     message = "A KeyLM service is unavailable; try again shortly."
@@ -90,7 +97,7 @@ class ServiceUnavailable(APIError):
 def error_body(
     code: str, message: str, retryable: bool, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The envelope of api.md: {"error": {code, message, retryable, details?}}."""
+    """The envelope of docs/api.md: {"error": {code, message, retryable, details?}}."""
     error: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
     if details:
         error["details"] = details

@@ -1,8 +1,9 @@
 """Server-sent events: framing, and a pump that keeps writing while the source is silent.
 
-A client that leaves is only noticed on the next write (see runtime-notes.md), so while a provider
-is silent we write an SSE comment every `idle_seconds`; the write fails, the generator is closed,
-and its `finally` closes the upstream request.
+A client that leaves is only noticed on the next write (the WSGI server learns of a closed socket
+when a write to it fails), so while a provider is silent we write an SSE comment every
+`idle_seconds`; the write fails, the generator is closed, and its `finally` closes the upstream
+request.
 """
 
 from __future__ import annotations

@@ -20,10 +20,16 @@ const FILES = [
   ["@highlightjs/cdn-assets/styles/github.min.css", "hljs-light.css"],
   ["@highlightjs/cdn-assets/styles/github-dark.min.css", "hljs-dark.css"],
   ["@highlightjs/cdn-assets/LICENSE", "LICENSE.highlightjs"],
+  // The API reference page (/api/docs): a classic script that defines window.SwaggerUIBundle.
+  ["swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js"],
+  ["swagger-ui-dist/swagger-ui.css", "swagger-ui.css"],
+  ["swagger-ui-dist/LICENSE", "LICENSE.swagger-ui"],
+  ["swagger-ui-dist/NOTICE", "NOTICE.swagger-ui"],
 ];
 
 // Source-map comments point at files we do not ship; drop them so browsers do not ask for them.
 const SOURCE_MAP = /\n\/\/# sourceMappingURL=\S+\s*$/;
+const CSS_SOURCE_MAP = /\n\/\*# sourceMappingURL=\S+\s*\*\/\s*$/;
 
 fs.rmSync(vendor, { recursive: true, force: true });
 fs.mkdirSync(vendor, { recursive: true });
@@ -35,6 +41,7 @@ for (const [from, to] of FILES) {
   }
   let text = fs.readFileSync(source, "utf8");
   if (to.endsWith(".js")) text = text.replace(SOURCE_MAP, "\n");
+  if (to.endsWith(".css")) text = text.replace(CSS_SOURCE_MAP, "\n");
   fs.writeFileSync(path.join(vendor, to), text);
 }
 console.log(`copy-vendor: ${FILES.length} files -> ${path.relative(process.cwd(), vendor) || vendor}`);

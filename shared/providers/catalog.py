@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-# OpenAI's /models has no capability flags; these id rules follow peer apps (providers.md §2.2).
+# OpenAI's /models has no capability flags; these id rules follow peer apps (docs/providers.md, OpenAI).
 OPENAI_CHAT_PREFIX = re.compile(r"^(gpt-|chatgpt-|o\d)")
 OPENAI_NON_CHAT = (
     "tts",
@@ -42,12 +42,12 @@ OPENAI_CONTEXT_WINDOWS = {
 ANTHROPIC_CONTEXT_WINDOWS = {"claude-": 200_000}
 
 GEMINI_NON_CHAT = ("embedding", "aqa", "imagen", "veo", "-tts", "image", "live", "native-audio")
-# Google's own list carries internal test models marked with this stage (providers.md §4.2).
+# Google's own list carries internal test models marked with this stage (docs/providers.md, Gemini).
 GEMINI_HIDDEN_STAGES = ("UNSTABLE_EXPERIMENTAL",)
 
 GROQ_NON_CHAT = ("whisper", "tts", "guard", "orpheus")
 
-# OpenAI reasoning models reject temperature/top_p other than the defaults (providers.md §2.6).
+# OpenAI reasoning models reject temperature/top_p other than the defaults (docs/providers.md, OpenAI).
 OPENAI_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 
 

@@ -33,8 +33,7 @@ from marshmallow import ValidationError, validate
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
 
-from gateway.openapi import build_spec
-from tests.conftest import BACKENDS, unique_email
+from tests.conftest import BACKENDS, REPO_ROOT, unique_email
 from tests.e2e.conftest import launch_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -177,8 +176,8 @@ class World:
 
 
 # --- the schema and its session ---------------------------------------------------------------
-# Loaded from the same builder the gateway serves (tests/e2e/test_openapi.py checks the served
-# document is this one), so each operation is its own test item.
+# Loaded from the committed docs/openapi.json, the file the gateway serves (tests/e2e/test_openapi.py
+# checks the served document is this one), so each operation is its own test item.
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": SEED,
@@ -193,7 +192,7 @@ CONFIG = schemathesis.Config.from_dict(
         "request-timeout": 60,
     }
 )
-schema = schemathesis.openapi.from_dict(build_spec(), config=CONFIG)
+schema = schemathesis.openapi.from_path(REPO_ROOT / "docs" / "openapi.json", config=CONFIG)
 CURRENT: dict[str, World] = {}
 
 
@@ -273,7 +272,7 @@ def semantic_positive_data_acceptance(ctx, response, case):
 
 
 def message_stream_order(ctx, response, case):
-    """The stream of api.md: message.created, delta*, usage?, then exactly one of done/error."""
+    """The stream of docs/api.md: message.created, delta*, usage?, then exactly one of done/error."""
     content_type = ",".join(response.headers.get("content-type", []))
     if response.status_code != 200 or not content_type.startswith("text/event-stream"):
         return None

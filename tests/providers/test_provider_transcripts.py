@@ -1,4 +1,5 @@
-"""Recorded provider streams parse to the results listed in provider-transcripts/README.md."""
+"""Recorded provider streams parse to the results listed in the transcripts' README.md (the recordings
+are kept beside the repository, in ../shared/provider-transcripts/; without them these tests skip)."""
 
 from __future__ import annotations
 

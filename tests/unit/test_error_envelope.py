@@ -1,4 +1,4 @@
-"""shared.errors + the factory: every error any service raises is answered with the api.md envelope."""
+"""shared.errors + the factory: every error any service raises is answered with the docs/api.md envelope."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The OpenAPI document (gateway/openapi.py): valid, complete, and true to the code that serves it.
+"""The OpenAPI document (docs/openapi.json, written by `python -m runner openapi` from each package's
+`openapi.py`): valid, complete, committed as built, and true to the code that serves it.
 
+- the committed file is exactly what the code builds (run `make openapi` after changing an API);
 - it validates as OpenAPI 3.1 (openapi-spec-validator);
 - every /api route of the gateway's url_map is in it and every operation in it is routed;
 - every public /api route of each service is in it, and vice versa (the gateway forwards
@@ -23,16 +25,20 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
 from chat_service.schemas import CreateThreadSchema
-from gateway.openapi import FIELD_DOCS, INPUT_COMPONENTS, NO_NUL, OUTPUT_COMPONENTS, build_spec
+from gateway.security import CONTENT_SECURITY_POLICY
+from runner.openapi import DOCUMENT_PATH, SERVICE_DOCS, build_spec, render_spec, write_openapi
 from shared.errors import InvalidJSON
+from shared.openapi import NO_NUL, merge_docs
 from shared.providers import PROVIDERS
 from shared.web import load_json
 from tests.conftest import make_settings
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 SERVICES = ("auth_service", "keys_service", "chat_service", "quota_service")
-GATEWAY_ONLY = {("GET", "/api/healthz"), ("GET", "/api/openapi.json")}
+GATEWAY_ONLY = {("GET", "/api/healthz"), ("GET", "/api/openapi.json"), ("GET", "/api/docs")}
 SAMPLE_PATH_VALUES = {"provider": "openai", "keyId": "key-1", "threadId": "thread-1"}
+ALL_DOCS = merge_docs(SERVICE_DOCS)
+FIELD_DOCS, INPUT_COMPONENTS, OUTPUT_COMPONENTS = ALL_DOCS.field_docs, ALL_DOCS.inputs, ALL_DOCS.outputs
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +75,13 @@ def api_rules(url_map: Map):
     for rule in url_map.iter_rules():
         if rule.rule.startswith("/api/"):
             yield rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+
+
+def test_the_committed_document_is_what_the_code_builds():
+    """docs/openapi.json is what the gateway serves: a change to a schema or an operation table
+    without `make openapi` fails here."""
+    assert DOCUMENT_PATH.read_text(encoding="utf-8") == render_spec(), "run `make openapi`"
+    assert write_openapi(check=True) == 0
 
 
 def test_the_document_is_valid_openapi_3_1(spec):
@@ -124,6 +137,16 @@ def test_the_document_is_served_without_a_session(apps):
     assert response.status_code == 200
     assert response.content_type == "application/json"
     assert response.get_json() == build_spec()
+    assert response.data == DOCUMENT_PATH.read_bytes()
+    assert "Set-Cookie" not in response.headers
+
+
+def test_the_reference_page_is_served_without_a_session_under_the_strict_csp(apps):
+    response = apps["gateway"].test_client().get("/api/docs")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/html")
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert b'src="/static/vendor/swagger-ui-bundle.js"' in response.data
     assert "Set-Cookie" not in response.headers
 
 
@@ -144,6 +167,7 @@ def test_cookie_auth_is_the_default_and_public_operations_opt_out(spec):
     assert public == {
         ("GET", "/api/healthz"),
         ("GET", "/api/openapi.json"),
+        ("GET", "/api/docs"),
         ("POST", "/api/auth/register"),
         ("POST", "/api/auth/login"),
         ("POST", "/api/auth/password-reset/request"),
@@ -240,7 +264,7 @@ def test_inputs_reject_unknown_fields_and_outputs_list_every_field(spec):
         assert schemas[name]["additionalProperties"] is False, name
     for name in OUTPUT_COMPONENTS:
         schema = schemas[name]
-        if name != "Model":  # api.md: `{id, displayName, contextWindow?, ...}`
+        if name != "Model":  # docs/api.md: `{id, displayName, contextWindow?, ...}`
             assert schema["additionalProperties"] is False, name
         assert set(schema["required"]) | ({"details"} if name == "ErrorBody" else set()) == set(
             schema["properties"]
@@ -287,8 +311,8 @@ def test_every_computed_output_field_has_a_documented_type():
     """A `fields.Function` (or Raw, or Dict) tells apispec nothing: each needs an entry in FIELD_DOCS."""
     undocumented = []
     for schema_class in OUTPUT_COMPONENTS.values():
-        if schema_class.__module__ == "gateway.openapi":
-            continue  # written for the docs, typed where they are declared
+        if schema_class.__module__.endswith(".openapi"):
+            continue  # written for the docs (a package's openapi.py), typed where they are declared
         for name, field in schema_class().fields.items():
             if type(field) in UNTYPED_FIELDS:
                 documented = any((cls, name) in FIELD_DOCS for cls in schema_class.__mro__)

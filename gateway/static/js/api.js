@@ -1,4 +1,4 @@
-// Same-origin JSON calls to the gateway. Every error becomes an ApiError carrying the envelope of api.md:
+// Same-origin JSON calls to the gateway. Every error becomes an ApiError carrying the envelope of docs/api.md:
 // {"error": {code, message, retryable, details}}.
 
 export class ApiError extends Error {
