@@ -251,19 +251,20 @@ def direct_target(bench: Bench, api_key: str) -> Target:
 DIRECT_PATH = "/openai/v1/chat/completions"
 
 
-def prompt(tokens: int, delay_ms: int) -> str:
-    return f"Benchmark stream [[sim:delay={delay_ms}]] [[sim:tokens={tokens}]]"
+def prompt(tokens: int, delay_ms: int, framing: str = "chunked") -> str:
+    """The simulator's directives: pace, length and how the body's end is marked."""
+    return f"Benchmark stream [[sim:delay={delay_ms}]] [[sim:tokens={tokens}]] [[sim:framing={framing}]]"
 
 
-def gateway_body(tokens: int, delay_ms: int) -> dict:
-    return {"content": prompt(tokens, delay_ms), "clientRequestId": uuid.uuid4().hex}
+def gateway_body(tokens: int, delay_ms: int, framing: str = "chunked") -> dict:
+    return {"content": prompt(tokens, delay_ms, framing), "clientRequestId": uuid.uuid4().hex}
 
 
-def direct_body(tokens: int, delay_ms: int) -> dict:
+def direct_body(tokens: int, delay_ms: int, framing: str = "chunked") -> dict:
     # What chat_service's OpenAI adapter sends for a one-message thread.
     return {
         "model": MODEL,
-        "messages": [{"role": "user", "content": prompt(tokens, delay_ms)}],
+        "messages": [{"role": "user", "content": prompt(tokens, delay_ms, framing)}],
         "stream": True,
         "stream_options": {"include_usage": True},
     }

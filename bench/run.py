@@ -68,6 +68,7 @@ class Config:
     all_levels: bool = False  # go on past a level that is only too slow (not one with failures)
     users: int = 8
     budget: float = 285.0
+    framing_streams: int = 20
 
 
 @dataclass
@@ -154,6 +155,43 @@ def one_stream(slots: list[Slot], direct: Target, cfg: Config) -> tuple[list, li
         gateway.append(stream(slot.target, slot.path, gateway_body(cfg.tokens, cfg.delay_ms)))
         straight.append(stream(direct, DIRECT_PATH, direct_body(cfg.tokens, cfg.delay_ms)))
     return gateway, straight
+
+
+FRAMINGS = ("chunked", "close", "length")
+FRAMING_TOKENS = 10  # the first delta is what is measured; a short reply keeps the phase short
+
+
+def framings(slots: list[Slot], direct: Target, cfg: Config) -> dict[str, tuple[Summary, Summary]]:
+    """One stream at a time per way the provider ends its body: chunks, closing, Content-Length."""
+    results = {}
+    for framing in FRAMINGS:
+        gateway, straight = [], []
+        for i in range(cfg.framing_streams):
+            slot = slots[i % len(slots)]
+            gateway.append(
+                stream(slot.target, slot.path, gateway_body(FRAMING_TOKENS, cfg.delay_ms, framing))
+            )
+            straight.append(stream(direct, DIRECT_PATH, direct_body(FRAMING_TOKENS, cfg.delay_ms, framing)))
+        results[framing] = (Summary.of(gateway), Summary.of(straight))
+    return results
+
+
+def framing_table(results: dict[str, tuple[Summary, Summary]], cfg: Config) -> str:
+    rows = []
+    for framing, (gw, direct) in results.items():
+        dp50, dp99, gp50, gp99 = (
+            direct.p("ttfd", 50),
+            direct.p("ttfd", 99),
+            gw.p("ttfd", 50),
+            gw.p("ttfd", 99),
+        )
+        failed = len(gw.failed) + len(direct.failed)
+        rows.append([framing, fmt(dp50), fmt(gp50), fmt(gp50 - dp50), fmt(gp99 - dp99), str(failed)])
+    headers = ["upstream framing", "direct p50", "KeyLM p50", "added p50", "added p99", "failed"]
+    return (
+        f"First delta (ms) by how the provider's body ends, {cfg.framing_streams} streams each way, "
+        f"one at a time:\n\n" + table(headers, rows)
+    )
 
 
 def closed_loop(
@@ -642,6 +680,9 @@ def main(argv: list[str] | None = None) -> int:
         gw1, d1 = one_stream(measured, direct, cfg)
         cpu_one.stop(bench)
         one = (Summary.of(gw1), Summary.of(d1))
+        print("Upstream framings: chunked, close-delimited, Content-Length", flush=True)
+        by_framing = framing_table(framings(measured, direct, cfg), cfg)
+        print(by_framing, flush=True)
         print(f"{cfg.concurrency} streams: {cfg.duration:.0f} s closed loop per path", flush=True)
         gw100, d100, cost_gw, cost_direct = concurrent(bench, measured, direct, cfg)
         hundred = (Summary.of(gw100), Summary.of(d100))
@@ -667,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
             machine, cfg, backend, fd_limit, one, hundred, (cost_gw, cost_direct), levels, base,
             stop_reason, cpu_windows, start_load, time.monotonic() - started,
         )  # fmt: skip
+        report += "\n\n" + by_framing + "\n"
         print()
         print(report, flush=True)
         failures = [r for r in (*gw1, *d1, *gw100, *d100) if not r.ok]
