@@ -11,3 +11,8 @@ class RequestInProgress(APIError):
 class UpstreamUnavailable(APIError):
     status, code, retryable = 503, "upstream_unavailable", True
     message = "The provider could not be reached; try again shortly."
+
+
+class IdempotencyMismatch(APIError):
+    status, code, retryable = 409, "idempotency_mismatch", False
+    message = "This clientRequestId was already used for a different message; send a new clientRequestId."

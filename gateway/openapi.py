@@ -76,7 +76,8 @@ class ErrorBodySchema(Schema):
         metadata={
             "description": "Machine-readable, snake_case: `validation_error`, `invalid_json`, "
             "`unauthenticated`, `csrf_failed`, `not_found`, `email_taken`, `key_not_active`, "
-            "`request_in_progress`, `payload_too_large`, `rate_limited`, `free_quota_exhausted`, "
+            "`request_in_progress`, `idempotency_mismatch`, `payload_too_large`, `rate_limited`, "
+            "`free_quota_exhausted`, "
             "`upstream_error`, `upstream_unavailable`, `service_unavailable`, `internal_error`, ...",
             "examples": ["validation_error"],
         },
@@ -86,7 +87,8 @@ class ErrorBodySchema(Schema):
     details = fields.Dict(
         metadata={
             "description": "Per code: `fields` (field -> list of messages, nested for nested objects) "
-            "for `validation_error`; `resetsAt` and `bucket` for `free_quota_exhausted`."
+            "for `validation_error`; `resetsAt` and `bucket` (`user`, `global` or `tokens`) for "
+            "`free_quota_exhausted`."
         }
     )
 
@@ -243,7 +245,7 @@ FIELD_DOCS: dict[tuple[type[Schema], str], dict[str, Any]] = {
     (ThreadSchema, "provider"): {"type": "string", "enum": list(PROVIDERS)},
     (ThreadSchema, "keyId"): {"type": ["string", "null"], "description": "The key of a byok thread."},
     (ThreadSchema, "systemPrompt"): {"type": ["string", "null"]},
-    (ThreadSchema, "settings"): _ref("ThreadSettings"),
+    (ThreadSchema, "settings"): _ref("StoredThreadSettings"),
     (ThreadSchema, "status"): {"type": "string", "enum": THREAD_STATUSES},
     (ThreadSchema, "createdAt"): DATE_TIME,
     (ThreadSchema, "updatedAt"): DATE_TIME,
@@ -260,6 +262,11 @@ FIELD_DOCS: dict[tuple[type[Schema], str], dict[str, Any]] = {
     (MessageSchema, "finishReason"): {
         "type": ["string", "null"],
         "description": "`stop`, `length`, `filtered`, `tool` or `other`, when the provider said.",
+    },
+    (MessageSchema, "historyDropped"): {
+        "type": ["integer", "null"],
+        "description": "Free threads (assistant messages): how many of the oldest earlier messages were "
+        "left out of the history sent, to keep it within `FREE_MAX_HISTORY_CHARS`; null otherwise.",
     },
     (MessageSchema, "createdAt"): DATE_TIME,
     (FreeUsageSchema, "day"): {"type": "string", "format": "date"},
@@ -314,6 +321,28 @@ OUTPUT_COMPONENTS: dict[str, type[Schema]] = {
 }
 # Optional in the docs even though a dump writes them (only present for some codes).
 OPTIONAL_OUTPUT_FIELDS = {"ErrorBody": {"details"}}
+
+# A thread's settings as stored (each key only when set): what was asked for, bounded on free threads.
+STORED_THREAD_SETTINGS = {
+    "type": "object",
+    "properties": {
+        "temperature": {"type": "number"},
+        "maxTokens": {
+            "type": "integer",
+            "description": "On a free thread always set, and at most `FREE_MAX_OUTPUT_TOKENS`.",
+        },
+        "topP": {"type": "number"},
+        "maxTokensClamped": {
+            "type": "boolean",
+            "description": "Free threads: true when the requested `maxTokens` was over the ceiling.",
+        },
+        "maxTokensRequested": {
+            "type": "integer",
+            "description": "Free threads: the `maxTokens` asked for, when it was clamped.",
+        },
+    },
+    "additionalProperties": False,
+}
 
 
 # Input rules a JSON Schema keyword cannot state: said in words (apispec's own output is kept).
@@ -634,7 +663,7 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
             "get": {
                 "tags": ["usage"],
                 "operationId": "getFreeUsage",
-                "summary": "Today's KeyLM Free usage: the user's and the global bucket",
+                "summary": "Today's KeyLM Free usage: user, global and token buckets",
                 "responses": {"200": _ok("The snapshot.", "FreeUsage"), **_errors(401)},
             }
         },
@@ -734,7 +763,8 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                         (
                             409,
                             "`request_in_progress` (retryable: the same clientRequestId is still "
-                            "streaming), `key_not_active` (byok thread without an active key)",
+                            "streaming), `idempotency_mismatch` (the clientRequestId was used for "
+                            "different content), `key_not_active` (byok thread without an active key)",
                         ),
                         413,
                         (
@@ -860,6 +890,7 @@ def build_spec() -> dict[str, Any]:
         spec.components.schema(name, schema=schema)
     for name, schema in OUTPUT_COMPONENTS.items():
         spec.components.schema(name, schema=schema)
+    spec.components.schema("StoredThreadSettings", STORED_THREAD_SETTINGS)
     for name, schema in _sse_components().items():
         spec.components.schema(name, schema)
     for name, parameter in _parameters().items():
