@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from chat_service.errors import IdempotencyMismatch, RequestInProgress
+from chat_service.errors import EmailNotVerified, IdempotencyMismatch, RequestInProgress
 from chat_service.free_limits import (
     bound_history,
     check_free_message,
@@ -101,6 +101,8 @@ def start_send(
     db.session.commit()
 
     key = upstream.resolve_key(user_id, thread.provider, thread.key_id) if not free else None
+    if free and upstream.settings.free_require_verified_email and not upstream.email_verified(user_id):
+        raise EmailNotVerified()
     reservation_id = (
         upstream.reserve_free_request(user_id, prompt_estimate + (chat_settings.max_tokens or 0))
         if free

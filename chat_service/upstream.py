@@ -96,6 +96,12 @@ class Upstream:
         except APIError as exc:
             logger.warning("could not report a key failure to keys_service: %s", exc.code)
 
+    def email_verified(self, user_id: str) -> bool:
+        """Has the user confirmed their email (auth_service)?"""
+        return bool(
+            self.client.call("auth", "GET", "/internal/email-verification", user_id=user_id)["emailVerified"]
+        )
+
     def reserve_free_request(self, user_id: str, estimated_tokens: int) -> str:
         """Take one free request from the user's and the global bucket, and the estimated tokens from
         the user's daily token budget; 429 free_quota_exhausted when any of them is used up."""

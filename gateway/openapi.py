@@ -27,6 +27,7 @@ from auth_service.schemas import (
     ResetConfirmSchema,
     ResetRequestSchema,
     UserSchema,
+    VerifyEmailSchema,
 )
 from chat_service.schemas import (
     CreateThreadSchema,
@@ -75,9 +76,9 @@ class ErrorBodySchema(Schema):
         required=True,
         metadata={
             "description": "Machine-readable, snake_case: `validation_error`, `invalid_json`, "
-            "`unauthenticated`, `csrf_failed`, `not_found`, `email_taken`, `key_not_active`, "
-            "`request_in_progress`, `idempotency_mismatch`, `payload_too_large`, `rate_limited`, "
-            "`free_quota_exhausted`, "
+            "`unauthenticated`, `csrf_failed`, `email_not_verified`, `not_found`, `email_taken`, "
+            "`key_not_active`, `request_in_progress`, `idempotency_mismatch`, `payload_too_large`, "
+            "`rate_limited`, `free_quota_exhausted`, "
             "`upstream_error`, `upstream_unavailable`, `service_unavailable`, `internal_error`, ...",
             "examples": ["validation_error"],
         },
@@ -231,6 +232,10 @@ SSE_EVENTS = {
 USAGE_OR_NULL = _nullable(_ref("TokenUsage"))
 FIELD_DOCS: dict[tuple[type[Schema], str], dict[str, Any]] = {
     (UserSchema, "createdAt"): DATE_TIME,
+    (UserSchema, "emailVerified"): {
+        "type": "boolean",
+        "description": "True once the user opened an email confirmation link.",
+    },
     (KeySchema, "provider"): {"type": "string", "enum": list(PROVIDERS)},
     (KeySchema, "label"): {"type": ["string", "null"]},
     (KeySchema, "keyMask"): {
@@ -286,6 +291,7 @@ INPUT_COMPONENTS: dict[str, type[Schema]] = {
     "LoginRequest": LoginSchema,
     "PasswordResetRequest": ResetRequestSchema,
     "PasswordResetConfirm": ResetConfirmSchema,
+    "EmailVerificationConfirm": VerifyEmailSchema,
     "AddKeyRequest": AddKeySchema,
     "RefreshModelsRequest": RefreshModelsSchema,
     "ThreadSettings": ThreadSettingsSchema,
@@ -554,6 +560,35 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                 "requestBody": _body("PasswordResetConfirm"),
                 "responses": {
                     "200": _ok("Password changed.", "Ok"),
+                    **_errors(
+                        (
+                            400,
+                            "`validation_error`, `invalid_json`, `invalid_token` (unknown, used or "
+                            "expired token)",
+                        ),
+                        *write,
+                        429,
+                    ),
+                },
+            }
+        },
+        "/api/auth/email-verification/request": {
+            "post": {
+                "tags": ["auth"],
+                "operationId": "requestEmailVerification",
+                "summary": "Mail a new single-use email confirmation link (nothing when already confirmed)",
+                "responses": {"202": _ok("Accepted.", "Ok"), **_errors(*auth_write, 413, 429)},
+            }
+        },
+        "/api/auth/email-verification/confirm": {
+            "post": {
+                "tags": ["auth"],
+                "operationId": "confirmEmailVerification",
+                "summary": "Confirm the email of the token's user (the link's token works once)",
+                "security": NO_SESSION,
+                "requestBody": _body("EmailVerificationConfirm"),
+                "responses": {
+                    "200": _ok("Confirmed.", "UserResponse"),
                     **_errors(
                         (
                             400,

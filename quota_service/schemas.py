@@ -35,3 +35,4 @@ class FreeUsageSchema(Schema):
     resetsAt = fields.Function(lambda usage: isoformat(usage.resets_at), dump_only=True)
     available = fields.Boolean(dump_only=True)
     showKeyReminder = fields.Boolean(attribute="show_key_reminder", dump_only=True)
+    requiresVerifiedEmail = fields.Boolean(attribute="requires_verified_email", dump_only=True)

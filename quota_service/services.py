@@ -54,6 +54,7 @@ class FreeUsage:
     user: BucketUsage
     global_pool: BucketUsage
     tokens: BucketUsage
+    requires_verified_email: bool = False
 
     @property
     def resets_at(self) -> datetime:
@@ -211,6 +212,7 @@ def free_usage_snapshot(settings: Settings, user_id: str, now: datetime) -> Free
         user=BucketUsage(used=user_used or 0, limit=settings.free_user_daily_limit),
         global_pool=BucketUsage(used=global_used or 0, limit=settings.free_global_daily_limit),
         tokens=BucketUsage(used=tokens_used, limit=settings.free_user_daily_tokens),
+        requires_verified_email=settings.free_require_verified_email,
     )
 
 

@@ -85,6 +85,7 @@ def snapshot(user_used=0, global_used=0, day="2026-11-27", resets_at="2026-11-28
         "resetsAt": resets_at,
         "available": user_used < 3 and global_used < 5 and tokens_used < 1000,
         "showKeyReminder": user_used >= 5,
+        "requiresVerifiedEmail": False,
     }
 
 

@@ -227,6 +227,7 @@ def test_snapshot_reports_each_buckets_used_limit_and_remaining(open_quota):
         "resetsAt": "2026-11-28T00:00:00Z",
         "available": True,
         "showKeyReminder": False,
+        "requiresVerifiedEmail": False,
     }
     reserve(settings, "alice")
     assert services.free_usage_snapshot(settings, "alice", NOON).available is False

@@ -110,6 +110,7 @@ def test_usage_snapshot_has_the_shape_of_api_md():
         "resetsAt": "2026-11-28T00:00:00Z",
         "available": True,
         "showKeyReminder": False,
+        "requiresVerifiedEmail": False,
     }
 
 
