@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.e2e.conftest import launch_suite
+from tests.e2e.conftest import Browserless, launch_suite
 from tests.e2e.sse import read_events
 from tests.security.conftest import (
     Simulator,
@@ -189,6 +190,35 @@ def test_free_token_budget_runs_out_before_the_request_count(sec_suite, sim, use
     assert send_message(user, thread["id"], "once more").status_code == 429
     assert free_calls(sec_suite, sim) == calls
     assert free_usage(user)["user"]["used"] == usage["user"]["used"]
+
+
+def test_concurrent_free_sends_never_overspend_the_token_budget(sec_suite, user):
+    """Twelve sends at once whose estimates (about 270 tokens each) do not all fit in the budget: the
+    reservations (single conditional statements) let through only what fits, and what is charged in
+    the end is exactly the usage the provider reported."""
+    content = "Slowly [[sim:delay=40]] [[sim:tokens=20]]"
+    threads = [free_thread(user)["id"] for _ in range(12)]
+    cookie = user.session_cookie
+
+    def send(thread_id: str):
+        client = Browserless(sec_suite)
+        client.http.cookies.set("keylm_session", cookie)
+        response = send_message(client, thread_id, content)
+        if response.status_code != 200:
+            return response.status_code, response.json()["error"]
+        return 200, read_events(response)[-1].data["message"]
+
+    with ThreadPoolExecutor(max_workers=len(threads)) as pool:
+        results = list(pool.map(send, threads))
+
+    granted = [body for status, body in results if status == 200]
+    refused = [body for status, body in results if status != 200]
+    assert granted and refused
+    assert {(e["code"], e["details"]["bucket"]) for e in refused} == {("free_quota_exhausted", "tokens")}
+    assert all(message["status"] == "complete" for message in granted)
+    usage = free_usage(user)
+    assert usage["user"]["used"] == len(granted)
+    assert usage["tokens"]["used"] == sum(message["usage"]["totalTokens"] for message in granted)
 
 
 # --- idempotency -----------------------------------------------------------------------------------
