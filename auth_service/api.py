@@ -9,6 +9,7 @@ from auth_service.schemas import (
     ResetConfirmSchema,
     ResetRequestSchema,
     UserSchema,
+    VerifyEmailSchema,
 )
 from shared.errors import NotFound, Unauthenticated
 from shared.internal_auth import Caller
@@ -74,6 +75,26 @@ def password_reset_confirm():
     data = load_json(ResetConfirmSchema())
     services.confirm_password_reset(get_settings(), data["token"], data["password"])
     return {"ok": True}
+
+
+@bp.post("/api/auth/email-verification/request")
+def email_verification_request():
+    services.request_email_verification(get_settings(), _session_caller().user_id)
+    return {"ok": True}, 202
+
+
+@bp.post("/api/auth/email-verification/confirm")
+def email_verification_confirm():
+    data = load_json(VerifyEmailSchema())
+    return {"user": user_schema.dump(services.confirm_email_verification(data["token"]))}
+
+
+@bp.get("/internal/email-verification")
+def email_verification_state():
+    """For chat_service: has the credential's user confirmed their email?"""
+    caller = current_caller()
+    caller.require_service("chat")
+    return {"emailVerified": services.is_email_verified(caller.require_user())}
 
 
 @bp.get("/internal/sessions/<session_id>")

@@ -13,3 +13,7 @@ class InvalidCredentials(APIError):
 
 class InvalidResetToken(APIError):
     status, code, message = 400, "invalid_token", "This reset link is invalid or has expired."
+
+
+class InvalidVerificationToken(APIError):
+    status, code, message = 400, "invalid_token", "This confirmation link is invalid, used or expired."

@@ -10,6 +10,7 @@ from auth_service.schemas import (
     ResetConfirmSchema,
     ResetRequestSchema,
     UserSchema,
+    VerifyEmailSchema,
 )
 from shared.openapi import (
     AUTH_WRITE,
@@ -41,9 +42,16 @@ DOC = ServiceDoc(
         "LoginRequest": LoginSchema,
         "PasswordResetRequest": ResetRequestSchema,
         "PasswordResetConfirm": ResetConfirmSchema,
+        "EmailVerificationConfirm": VerifyEmailSchema,
     },
     outputs={"Ok": OkSchema, "User": UserSchema, "UserResponse": UserEnvelopeSchema},
-    field_docs={(UserSchema, "createdAt"): DATE_TIME},
+    field_docs={
+        (UserSchema, "createdAt"): DATE_TIME,
+        (UserSchema, "emailVerified"): {
+            "type": "boolean",
+            "description": "True once the user opened an email confirmation link.",
+        },
+    },
     field_notes={
         (CredentialsSchema, "email"): "Checked with marshmallow's `Email` rule, which is stricter than "
         "the `email` format: the domain is a dotted name whose last label has 2 or more characters (or "
@@ -119,6 +127,35 @@ DOC = ServiceDoc(
                 "requestBody": body("PasswordResetConfirm"),
                 "responses": {
                     "200": ok("Password changed.", "Ok"),
+                    **errors(
+                        (
+                            400,
+                            "`validation_error`, `invalid_json`, `invalid_token` (unknown, used or "
+                            "expired token)",
+                        ),
+                        *WRITE,
+                        429,
+                    ),
+                },
+            }
+        },
+        "/api/auth/email-verification/request": {
+            "post": {
+                "tags": ["auth"],
+                "operationId": "requestEmailVerification",
+                "summary": "Mail a new single-use email confirmation link (nothing when already confirmed)",
+                "responses": {"202": ok("Accepted.", "Ok"), **errors(*AUTH_WRITE, 413, 429)},
+            }
+        },
+        "/api/auth/email-verification/confirm": {
+            "post": {
+                "tags": ["auth"],
+                "operationId": "confirmEmailVerification",
+                "summary": "Confirm the email of the token's user (the link's token works once)",
+                "security": NO_SESSION,
+                "requestBody": body("EmailVerificationConfirm"),
+                "responses": {
+                    "200": ok("Confirmed.", "UserResponse"),
                     **errors(
                         (
                             400,

@@ -21,6 +21,10 @@ class ResetRequestSchema(Schema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=320))
 
 
+class VerifyEmailSchema(Schema):
+    token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+
+
 class ResetConfirmSchema(Schema):
     token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
     password = fields.String(required=True, load_only=True, validate=PASSWORD)
@@ -30,3 +34,4 @@ class UserSchema(Schema):
     id = fields.String(dump_only=True)
     email = fields.String(dump_only=True)
     createdAt = fields.Function(lambda user: isoformat(user.created_at), dump_only=True)
+    emailVerified = fields.Function(lambda user: user.email_verified_at is not None, dump_only=True)

@@ -1,4 +1,5 @@
-"""Accounts, sessions and password resets. Plain functions: no request, one commit per call."""
+"""Accounts, sessions, password resets and email confirmation. Plain functions: no request, one
+commit per call."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from auth_service.errors import EmailTaken, InvalidCredentials, InvalidResetToken
+from auth_service.errors import EmailTaken, InvalidCredentials, InvalidResetToken, InvalidVerificationToken
 from auth_service.mail import send_mail
-from auth_service.models import PasswordResetToken, Session, User
+from auth_service.models import EmailVerificationToken, PasswordResetToken, Session, User
 from auth_service.passwords import hash_password, verify_password
 from shared.config import Settings
 from shared.db import db, utcnow
@@ -47,6 +48,8 @@ def register_user(settings: Settings, email: str, password: str) -> SignedIn:
     signed_in = _start_session(settings, user)
     db.session.commit()
     logger.info("user registered", extra={"user_id": user.id})
+    if settings.free_require_verified_email:
+        _mail_verification_link(settings, user)
     return signed_in
 
 
@@ -167,3 +170,84 @@ def confirm_password_reset(settings: Settings, token: str, new_password: str) ->
     )
     db.session.commit()
     logger.info("password reset; all sessions ended", extra={"user_id": user_id})
+
+
+# --- email confirmation -------------------------------------------------------------------------
+
+
+def is_email_verified(user_id: str) -> bool:
+    """Has this user confirmed their email? (False for an unknown user.)"""
+    verified_at = db.session.scalar(sa.select(User.email_verified_at).where(User.id == user_id))
+    return verified_at is not None
+
+
+def request_email_verification(settings: Settings, user_id: str) -> None:
+    """Mail a fresh single-use confirmation link, unless the email is confirmed already."""
+    user = db.session.get(User, user_id)
+    if user is None or user.email_verified_at is not None:
+        return
+    _mail_verification_link(settings, user)
+
+
+def confirm_email_verification(token: str) -> User:
+    """Spend the token (once) and mark its user's email confirmed; 400 invalid_token otherwise."""
+    now = utcnow()
+    # One conditional UPDATE spends the token: of two concurrent confirms, one wins.
+    user_id = db.session.scalar(
+        sa.update(EmailVerificationToken)
+        .where(
+            EmailVerificationToken.token_hash == _hash_token(token),
+            EmailVerificationToken.used_at.is_(None),
+            EmailVerificationToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(EmailVerificationToken.user_id)
+    )
+    if user_id is None:
+        db.session.rollback()
+        raise InvalidVerificationToken()
+    db.session.execute(
+        sa.update(User)
+        .where(User.id == user_id, User.email_verified_at.is_(None))
+        .values(email_verified_at=now)
+    )
+    # The user's other links have nothing left to confirm: spend them too.
+    db.session.execute(
+        sa.update(EmailVerificationToken)
+        .where(EmailVerificationToken.user_id == user_id, EmailVerificationToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    db.session.commit()
+    logger.info("email confirmed", extra={"user_id": user_id})
+    return db.session.get(User, user_id)
+
+
+def _mail_verification_link(settings: Settings, user: User) -> None:
+    """Store a hashed token and mail its link. A mail that cannot be sent now is logged, not raised:
+    the account exists, and the web page can ask for another link."""
+    token = secrets.token_urlsafe(32)
+    ttl_hours = settings.email_verification_ttl_hours
+    db.session.add(
+        EmailVerificationToken(
+            user_id=user.id, token_hash=_hash_token(token), expires_at=utcnow() + timedelta(hours=ttl_hours)
+        )
+    )
+    db.session.commit()
+    link = f"{settings.app_base_url}/verify-email?token={quote(token)}"
+    try:
+        send_mail(
+            settings,
+            to=user.email,
+            subject="Confirm your KeyLM email",
+            body=(
+                "Welcome to KeyLM. To use KeyLM Free, confirm that this address is yours by opening "
+                f"this link within {ttl_hours} hours:\n\n{link}\n\n"
+                "If you did not create a KeyLM account, ignore this mail.\n"
+            ),
+        )
+    except Exception as exc:
+        logger.warning(
+            "could not send the confirmation mail: %s", type(exc).__name__, extra={"user_id": user.id}
+        )
+        return
+    logger.info("email confirmation mailed", extra={"user_id": user.id})

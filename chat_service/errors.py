@@ -92,3 +92,13 @@ def api_error_for(error: ProviderError) -> APIError:
         retryable=error.retryable if rule.retryable is None else rule.retryable,
         details={"retryAfter": retry_after} if retry_after else None,
     )
+
+
+class IdempotencyMismatch(APIError):
+    status, code, retryable = 409, "idempotency_mismatch", False
+    message = "This clientRequestId was already used for a different message; send a new clientRequestId."
+
+
+class EmailNotVerified(APIError):
+    status, code, retryable = 403, "email_not_verified", False
+    message = "Confirm your email to use KeyLM Free: open the link we mailed you, or ask for a new one."

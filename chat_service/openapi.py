@@ -202,6 +202,28 @@ CREATE_THREAD_RULES = [
 
 PROVIDER_ENUM = {"type": "string", "enum": list(PROVIDERS)}
 
+# A thread's settings as stored (each key only when set): what was asked for, bounded on free threads.
+STORED_THREAD_SETTINGS = {
+    "type": "object",
+    "properties": {
+        "temperature": {"type": "number"},
+        "maxTokens": {
+            "type": "integer",
+            "description": "On a free thread always set, and at most `FREE_MAX_OUTPUT_TOKENS`.",
+        },
+        "topP": {"type": "number"},
+        "maxTokensClamped": {
+            "type": "boolean",
+            "description": "Free threads: true when the requested `maxTokens` was over the ceiling.",
+        },
+        "maxTokensRequested": {
+            "type": "integer",
+            "description": "Free threads: the `maxTokens` asked for, when it was clamped.",
+        },
+    },
+    "additionalProperties": False,
+}
+
 DOC = ServiceDoc(
     tags=["models", "threads"],
     inputs={
@@ -226,7 +248,7 @@ DOC = ServiceDoc(
         "DoneEvent": DoneEventSchema,
         "ErrorEvent": ErrorEventSchema,
     },
-    raw_schemas=_sse_components(),
+    raw_schemas={**_sse_components(), "StoredThreadSettings": STORED_THREAD_SETTINGS},
     parameters={
         "provider": PROVIDER_PARAMETER,
         "threadId": path_parameter("threadId", type="string", minLength=1, maxLength=64),
@@ -237,7 +259,7 @@ DOC = ServiceDoc(
         (ThreadSchema, "provider"): PROVIDER_ENUM,
         (ThreadSchema, "keyId"): {"type": ["string", "null"], "description": "The key of a byok thread."},
         (ThreadSchema, "systemPrompt"): {"type": ["string", "null"]},
-        (ThreadSchema, "settings"): ref("ThreadSettings"),
+        (ThreadSchema, "settings"): ref("StoredThreadSettings"),
         (ThreadSchema, "status"): {"type": "string", "enum": THREAD_STATUSES},
         (ThreadSchema, "createdAt"): DATE_TIME,
         (ThreadSchema, "updatedAt"): DATE_TIME,
@@ -254,6 +276,11 @@ DOC = ServiceDoc(
         (MessageSchema, "finishReason"): {
             "type": ["string", "null"],
             "description": "`stop`, `length`, `filtered`, `tool` or `other`, when the provider said.",
+        },
+        (MessageSchema, "historyDropped"): {
+            "type": ["integer", "null"],
+            "description": "Free threads (assistant messages): how many of the oldest earlier messages were "
+            "left out of the history sent, to keep it within `FREE_MAX_HISTORY_CHARS`; null otherwise.",
         },
         (MessageSchema, "createdAt"): DATE_TIME,
         (ModelListSchema, "fetchedAt"): DATE_TIME,
@@ -392,7 +419,8 @@ DOC = ServiceDoc(
                         (
                             409,
                             "`request_in_progress` (retryable: the same clientRequestId is still "
-                            "streaming), `key_not_active` (byok thread without an active key)",
+                            "streaming), `idempotency_mismatch` (the clientRequestId was used for "
+                            "different content), `key_not_active` (byok thread without an active key)",
                         ),
                         413,
                         (

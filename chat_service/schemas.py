@@ -114,6 +114,8 @@ class MessageSchema(Schema):
     usage = fields.Function(lambda m: (m.metadata_ or {}).get("usage"))
     error = fields.Function(lambda m: (m.metadata_ or {}).get("error"))
     finishReason = fields.Function(lambda m: (m.metadata_ or {}).get("finishReason"))
+    # Free threads: how many of the oldest earlier messages were left out of the history sent.
+    historyDropped = fields.Function(lambda m: (m.metadata_ or {}).get("historyDropped"))
     createdAt = fields.Function(lambda m: isoformat(m.created_at))
 
 

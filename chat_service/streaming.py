@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from chat_service.errors import RequestInProgress
+from chat_service.errors import EmailNotVerified, IdempotencyMismatch, RequestInProgress
+from chat_service.free_limits import (
+    bound_history,
+    check_free_message,
+    estimate_prompt_tokens,
+    free_max_tokens,
+    tokens_used,
+)
 from chat_service.models import Message, Thread
 from chat_service.schemas import message_schema
 from chat_service.threads import INTERRUPTED, fail_orphaned_replies, get_thread
@@ -72,6 +79,10 @@ class SendPlan:
     assistant_id: str
     key: ResolvedKey | None = field(default=None, repr=False)
     reservation_id: str | None = None
+    # Free threads: the prompt's estimated tokens (settles the token budget when the provider sends
+    # no usage) and how many of the oldest earlier messages the history bound left out.
+    prompt_estimate: int = 0
+    history_dropped: int | None = None
     lease_renewed_at: float = field(default_factory=time.monotonic)
     deadline: float = float("inf")  # time.monotonic() past which the reply is cut (STREAM_MAX_SECONDS)
 
@@ -91,22 +102,34 @@ def start_send(
     thread = get_thread(user_id, thread_id)
     fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
     db.session.commit()  # the orphans stay failed whatever this send does next
-    previous = _find_request(thread.id, client_request_id)
+    previous = _find_request(thread.id, client_request_id, content)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
     _check_stream_cap(user_id, upstream.settings)
+    free = thread.mode == "free"
+    if free:
+        check_free_message(upstream.settings, content)
+    history, history_dropped = _history(upstream, thread, client_request_id, content)
+    chat_settings = _chat_settings(upstream, thread)
+    prompt_estimate = estimate_prompt_tokens(thread.system_prompt, history) if free else 0
     # Hand the connection back while keys and quota answer: a worker has few, and many sends.
     db.session.commit()
 
-    key = upstream.resolve_key(user_id, thread.provider, thread.key_id) if thread.mode == "byok" else None
-    reservation_id = upstream.reserve_free_request(user_id) if thread.mode == "free" else None
+    key = upstream.resolve_key(user_id, thread.provider, thread.key_id) if not free else None
+    if free and upstream.settings.free_require_verified_email and not upstream.email_verified(user_id):
+        raise EmailNotVerified()
+    reservation_id = (
+        upstream.reserve_free_request(user_id, prompt_estimate + (chat_settings.max_tokens or 0))
+        if free
+        else None
+    )
     try:
         user_message, assistant = _claim_request(thread, previous, content, client_request_id)
     except (IntegrityError, RequestInProgress):
         db.session.rollback()
         if reservation_id:
             upstream.release_free_request(user_id, reservation_id)
-        repeat = _find_request(thread.id, client_request_id)
+        repeat = _find_request(thread.id, client_request_id, content)
         if repeat is None or repeat[1].status in ("streaming", "failed"):
             raise RequestInProgress() from None
         return _answer_repeat(*repeat)
@@ -118,18 +141,16 @@ def start_send(
         provider=thread.provider,
         models=_candidate_models(upstream, thread),
         system_prompt=thread.system_prompt,
-        settings=ChatSettings(
-            temperature=thread.settings.get("temperature"),
-            max_tokens=thread.settings.get("maxTokens"),
-            top_p=thread.settings.get("topP"),
-        ),
-        history=_history(thread.id, user_message),
+        settings=chat_settings,
+        history=history,
         user_message=message_schema.dump(user_message),
         assistant_message=message_schema.dump(assistant),
         assistant_id=assistant.id,
         key=key,
         reservation_id=reservation_id,
         deadline=time.monotonic() + upstream.settings.stream_max_seconds,
+        prompt_estimate=prompt_estimate,
+        history_dropped=history_dropped,
     )
     db.session.commit()  # end the transaction: nothing is held open while the reply streams
     return stream_reply(upstream, plan)
@@ -159,13 +180,17 @@ def _check_stream_cap(user_id: str, settings: Settings) -> None:
         )
 
 
-def _find_request(thread_id: str, client_request_id: str) -> tuple[Message, Message] | None:
+def _find_request(thread_id: str, client_request_id: str, content: str) -> tuple[Message, Message] | None:
+    """The stored request with this clientRequestId; 409 idempotency_mismatch if it held other content."""
     rows = db.session.scalars(
         sa.select(Message).where(
             Message.thread_id == thread_id, Message.client_request_id == client_request_id
         )
     ).all()
     by_role = {m.role: m for m in rows}
+    if "user" in by_role and by_role["user"].content != content:
+        db.session.rollback()
+        raise IdempotencyMismatch()
     if "user" in by_role and "assistant" in by_role:
         return by_role["user"], by_role["assistant"]
     return None
@@ -220,19 +245,36 @@ def _candidate_models(upstream: Upstream, thread: Thread) -> list[str]:
     return [thread.model, *fallbacks]
 
 
-def _history(thread_id: str, user_message: Message) -> list[ChatMessage]:
-    """The thread's earlier complete/stopped messages in order, then this request's message."""
+def _chat_settings(upstream: Upstream, thread: Thread) -> ChatSettings:
+    max_tokens = thread.settings.get("maxTokens")
+    if thread.mode == "free":
+        max_tokens = free_max_tokens(upstream.settings, max_tokens)
+    return ChatSettings(
+        temperature=thread.settings.get("temperature"),
+        max_tokens=max_tokens,
+        top_p=thread.settings.get("topP"),
+    )
+
+
+def _history(
+    upstream: Upstream, thread: Thread, client_request_id: str, content: str
+) -> tuple[list[ChatMessage], int | None]:
+    """The thread's earlier complete/stopped messages in order, then this request's message; on a
+    free thread only the newest turns that fit FREE_MAX_HISTORY_CHARS, and how many were dropped."""
     earlier = db.session.scalars(
         sa.select(Message)
         .where(
-            Message.thread_id == thread_id,
+            Message.thread_id == thread.id,
             Message.status.in_(HISTORY_STATUSES),
-            Message.client_request_id != user_message.client_request_id,
+            Message.client_request_id != client_request_id,
         )
         .order_by(Message.created_at, sa.case((Message.role == "user", 0), else_=1))
     )
     history = [ChatMessage(role=m.role, content=m.content) for m in earlier if m.content]
-    return [*history, ChatMessage(role="user", content=user_message.content)]
+    dropped = None
+    if thread.mode == "free":
+        history, dropped = bound_history(history, upstream.settings.free_max_history_chars)
+    return [*history, ChatMessage(role="user", content=content)], dropped
 
 
 # --- the stream -------------------------------------------------------------------------------
@@ -410,6 +452,10 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
         metadata["error"] = error
     if plan.reservation_id:
         metadata["freeReservationId"] = plan.reservation_id
+        if reply.text or status != "failed":  # else _fail gave the reservation back
+            _settle_free_tokens(plan, reply)
+    if plan.history_dropped is not None:
+        metadata["historyDropped"] = plan.history_dropped
     values = {
         "content": reply.content,
         "status": status,
@@ -437,7 +483,15 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
         "usage": reply.usage,
         "error": error,
         "finishReason": reply.finish_reason,
+        "historyDropped": plan.history_dropped,
     }
+
+
+def _settle_free_tokens(plan: SendPlan, reply: Reply) -> None:
+    """Charge the user's daily token budget what the request really cost (the estimate was reserved)."""
+    upstream: Upstream = current_app.extensions["keylm.upstream"]
+    used = tokens_used(reply.usage, plan.prompt_estimate, reply.content)
+    upstream.settle_free_request(plan.user_id, plan.reservation_id or "", used)
 
 
 def _store_outcome(plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chat_service.catalog import catalog_has_model
+from chat_service.free_limits import check_free_system_prompt, free_thread_settings
 from chat_service.models import Message, Thread
 from chat_service.upstream import Upstream
 from shared.db import db, utcnow
@@ -37,6 +38,8 @@ def create_thread(upstream: Upstream, user_id: str, data: dict[str, Any]) -> Thr
     """A free thread (the free Groq model) or a byok one (a model from an active key's catalog)."""
     settings = {k: v for k, v in (data.get("settings") or {}).items() if v is not None}
     if data["mode"] == "free":
+        check_free_system_prompt(upstream.settings, data.get("systemPrompt"))
+        settings = free_thread_settings(upstream.settings, settings)
         provider, model, key_id = FREE_PROVIDER, upstream.settings.groq_free_model, None
     else:
         provider, model = data["provider"], data["model"]

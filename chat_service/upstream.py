@@ -97,9 +97,49 @@ class Upstream:
         except APIError as exc:
             logger.warning("could not report a key failure to keys_service: %s", exc.code)
 
-    def reserve_free_request(self, user_id: str) -> str:
-        """Take one free request from the user's and the global bucket; 429 when either is empty."""
-        return self.client.call("quota", "POST", "/internal/free/reserve", user_id=user_id)["reservationId"]
+    def email_verified(self, user_id: str) -> bool:
+        """Has the user confirmed their email (auth_service)?"""
+        return bool(
+            self.client.call("auth", "GET", "/internal/email-verification", user_id=user_id)["emailVerified"]
+        )
+
+    def reserve_free_request(self, user_id: str, estimated_tokens: int) -> str:
+        """Take one free request from the user's and the global bucket, and the estimated tokens from
+        the user's daily token budget; 429 free_quota_exhausted when any of them is used up."""
+        body = self.client.call(
+            "quota",
+            "POST",
+            "/internal/free/reserve",
+            user_id=user_id,
+            json={"estimatedTokens": estimated_tokens},
+        )
+        return body["reservationId"]
+
+    def settle_free_request(self, user_id: str, reservation_id: str, used_tokens: int) -> None:
+        """Replace a reservation's estimated tokens by what the request used (once; retried in the
+        background if quota_service cannot take it now, like a release)."""
+        if not self._try_settle(user_id, reservation_id, used_tokens):
+            retry_in_background(
+                lambda: self._try_settle(user_id, reservation_id, used_tokens),
+                f"settling free reservation {reservation_id}",
+            )
+
+    def _try_settle(self, user_id: str, reservation_id: str, used_tokens: int) -> bool:
+        try:
+            self.client.call(
+                "quota",
+                "POST",
+                "/internal/free/settle",
+                user_id=user_id,
+                json={"reservationId": reservation_id, "usedTokens": used_tokens},
+            )
+            return True
+        except APIError as exc:
+            if exc.status < 500:
+                logger.error("free reservation %s not settled: %s", reservation_id, exc.code)
+                return True
+            logger.warning("could not settle free reservation %s yet: %s", reservation_id, exc.code)
+            return False
 
     def release_free_request(self, user_id: str, reservation_id: str) -> None:
         """Give a reservation back (the provider failed before the first token).

@@ -100,6 +100,18 @@ def password_reset_confirm():
     return _public("auth")
 
 
+@bp.post("/api/auth/email-verification/request")
+@limiter.limit(per_minute, key_func=_user_or_ip)
+def email_verification_request():
+    return _as_user("auth")
+
+
+@bp.post("/api/auth/email-verification/confirm")
+@limiter.limit(per_minute)
+def email_verification_confirm():
+    return _public("auth")
+
+
 @bp.post("/api/auth/logout")
 @bp.get("/api/auth/me")
 def auth_session_routes():

@@ -11,6 +11,7 @@ bp = Blueprint("web", __name__, static_folder=str(STATIC_DIR), static_url_path="
 
 @bp.get("/")
 @bp.get("/reset")
+@bp.get("/verify-email")
 def index():
     response = send_from_directory(STATIC_DIR, "index.html")
     response.headers["Cache-Control"] = "no-cache"

@@ -3,7 +3,7 @@
 from flask import Blueprint
 
 from quota_service import services
-from quota_service.schemas import FreeUsageSchema, ReleaseSchema
+from quota_service.schemas import FreeUsageSchema, ReleaseSchema, ReserveSchema, SettleSchema
 from shared.web import current_caller, current_user_id, get_settings, load_json
 
 bp = Blueprint("quota", __name__)
@@ -20,13 +20,27 @@ def free_usage():
 
 @bp.post("/internal/free/reserve")
 def reserve_free_request():
-    """For chat_service: take one free request for the credential's user (429 free_quota_exhausted)."""
+    """For chat_service: take one free request and its estimated tokens for the credential's user
+    (429 free_quota_exhausted)."""
     current_caller().require_service("chat")
     settings, user_id = get_settings(), current_user_id()
+    data = load_json(ReserveSchema())
     now = services.clock(settings)
-    reservation_id = services.reserve_free_request(settings, user_id, now)
+    reservation_id = services.reserve_free_request(settings, user_id, now, data["estimatedTokens"])
     usage = services.free_usage_snapshot(settings, user_id, now)
     return {"reservationId": reservation_id, "usage": usage_schema.dump(usage)}
+
+
+@bp.post("/internal/free/settle")
+def settle_free_request():
+    """For chat_service: charge what a reply really cost in place of its estimate (once); 404 if it
+    is not this user's reservation."""
+    current_caller().require_service("chat")
+    settings, user_id = get_settings(), current_user_id()
+    data = load_json(SettleSchema())
+    settled = services.settle_free_request(settings, data["reservationId"], user_id, data["usedTokens"])
+    usage = services.free_usage_snapshot(settings, user_id, services.clock(settings))
+    return {"settled": settled, "usage": usage_schema.dump(usage)}
 
 
 @bp.post("/internal/free/release")

@@ -22,7 +22,7 @@ DOC = ServiceDoc(
             "get": {
                 "tags": ["usage"],
                 "operationId": "getFreeUsage",
-                "summary": "Today's KeyLM Free usage: the user's and the global bucket",
+                "summary": "Today's KeyLM Free usage: user, global and token buckets",
                 "responses": {"200": ok("The snapshot.", "FreeUsage"), **errors(401)},
             }
         },

@@ -1,8 +1,10 @@
-"""KeyLM Free counters: reserve and release one free request, and a day's usage. One commit per call.
+"""KeyLM Free counters: reserve, settle and release one free request, and a day's usage. One commit per call.
 
 Both buckets (the user's and everyone's) are counted per UTC day and reset at 00:00 UTC. A reservation
 takes one from both or from neither, with conditional upserts only (never read-then-write in Python),
 so it stays right with any number of concurrent callers and service replicas, on Postgres and SQLite.
+Beside the request count, each user has a daily token budget (FREE_USER_DAILY_TOKENS): a reservation
+also takes its estimated tokens, and settling it replaces the estimate by what the provider counted.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class FreeUsage:
     model: str
     user: BucketUsage
     global_pool: BucketUsage
+    tokens: BucketUsage
+    requires_verified_email: bool = False
 
     @property
     def resets_at(self) -> datetime:
@@ -58,7 +62,7 @@ class FreeUsage:
 
     @property
     def available(self) -> bool:
-        return self.user.remaining > 0 and self.global_pool.remaining > 0
+        return self.user.remaining > 0 and self.global_pool.remaining > 0 and self.tokens.remaining > 0
 
     @property
     def show_key_reminder(self) -> bool:
@@ -96,10 +100,13 @@ def next_utc_midnight(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min)
 
 
-def reserve_free_request(settings: Settings, user_id: str, now: datetime) -> str:
-    """Take one free request from both today's global and user buckets, or raise FreeQuotaExhausted."""
+def reserve_free_request(settings: Settings, user_id: str, now: datetime, estimated_tokens: int = 0) -> str:
+    """Take one free request from both today's global and user buckets and `estimated_tokens` from
+    the user's token budget, or raise FreeQuotaExhausted (nothing is taken then)."""
     now = as_naive_utc(now)
     day = now.date()
+    if estimated_tokens > settings.free_user_daily_tokens:
+        _refuse(user_id, "tokens", day)
     _begin_counter_transaction()
     # Lock order is always the global row, then the user row (release follows it too): two
     # transactions never hold one each while waiting for the other, so they cannot deadlock.
@@ -108,8 +115,14 @@ def reserve_free_request(settings: Settings, user_id: str, now: datetime) -> str
     user_key = {"user_id": user_id, "day": day}
     if _add_one_below_limit(UserDailyFreeUsage, user_key, settings.free_user_daily_limit) is None:
         _refuse(user_id, "user", day)
+    if not _add_tokens_within_budget(user_id, day, estimated_tokens, settings.free_user_daily_tokens):
+        _refuse(user_id, "tokens", day)
     reservation_id = str(uuid.uuid4())
-    db.session.add(Reservation(id=reservation_id, user_id=user_id, day=day, created_at=now))
+    db.session.add(
+        Reservation(
+            id=reservation_id, user_id=user_id, day=day, created_at=now, estimated_tokens=estimated_tokens
+        )
+    )
     db.session.commit()
     QUOTA_DECISIONS.labels(outcome="granted").inc()
     return reservation_id
@@ -124,7 +137,7 @@ def release_free_request(
     """
     _begin_counter_transaction()
     # One conditional UPDATE marks it released: of two concurrent releases, exactly one gets the day back.
-    day = db.session.scalar(
+    released = db.session.execute(
         sa.update(Reservation)
         .where(
             Reservation.id == reservation_id,
@@ -132,29 +145,64 @@ def release_free_request(
             Reservation.released_at.is_(None),
         )
         .values(released_at=as_naive_utc(now) if now else utcnow())
-        .returning(Reservation.day)
-    )
-    if day is None:
+        .returning(Reservation.day, Reservation.estimated_tokens, Reservation.settled_tokens)
+    ).first()
+    if released is None:
         db.session.rollback()
         if _reservation_exists(reservation_id, user_id):
             return False
         raise NotFound("No such reservation.")
+    day, estimated, settled = released
     # Same lock order as reserve_free_request: global row, then user row.
     _subtract_one(GlobalDailyFreeUsage, GlobalDailyFreeUsage.day == day)
     _subtract_one(UserDailyFreeUsage, UserDailyFreeUsage.user_id == user_id, UserDailyFreeUsage.day == day)
+    _add_tokens(user_id, day, -(settled if settled is not None else estimated))
     db.session.commit()
     logger.info("free request released", extra={"user_id": user_id})
+    return True
+
+
+def settle_free_request(settings: Settings, reservation_id: str, user_id: str, used_tokens: int) -> bool:
+    """Replace a reservation's estimated tokens by `used_tokens` in its day's user budget, once.
+
+    False if it was already settled or given back; 404 when it does not exist or is another user's.
+    The result may pass the budget (a provider counted more than estimated): the next reservation
+    of that day is refused then.
+    """
+    _begin_counter_transaction()
+    # One conditional UPDATE settles it: of two concurrent settles (or a settle and a release),
+    # exactly one moves the user's tokens.
+    settled = db.session.execute(
+        sa.update(Reservation)
+        .where(
+            Reservation.id == reservation_id,
+            Reservation.user_id == user_id,
+            Reservation.released_at.is_(None),
+            Reservation.settled_tokens.is_(None),
+        )
+        .values(settled_tokens=used_tokens)
+        .returning(Reservation.day, Reservation.estimated_tokens)
+    ).first()
+    if settled is None:
+        db.session.rollback()
+        if _reservation_exists(reservation_id, user_id):
+            return False
+        raise NotFound("No such reservation.")
+    day, estimated = settled
+    _add_tokens(user_id, day, used_tokens - estimated)
+    db.session.commit()
     return True
 
 
 def free_usage_snapshot(settings: Settings, user_id: str, now: datetime) -> FreeUsage:
     """The user's and the global free usage for the UTC day of `now`."""
     day = as_naive_utc(now).date()
-    user_used = db.session.scalar(
-        sa.select(UserDailyFreeUsage.count).where(
+    user_row = db.session.execute(
+        sa.select(UserDailyFreeUsage.count, UserDailyFreeUsage.tokens).where(
             UserDailyFreeUsage.user_id == user_id, UserDailyFreeUsage.day == day
         )
-    )
+    ).first()
+    user_used, tokens_used = user_row if user_row else (0, 0)
     global_used = db.session.scalar(
         sa.select(GlobalDailyFreeUsage.count).where(GlobalDailyFreeUsage.day == day)
     )
@@ -163,6 +211,8 @@ def free_usage_snapshot(settings: Settings, user_id: str, now: datetime) -> Free
         model=settings.groq_free_model,
         user=BucketUsage(used=user_used or 0, limit=settings.free_user_daily_limit),
         global_pool=BucketUsage(used=global_used or 0, limit=settings.free_global_daily_limit),
+        tokens=BucketUsage(used=tokens_used, limit=settings.free_user_daily_tokens),
+        requires_verified_email=settings.free_require_verified_email,
     )
 
 
@@ -203,6 +253,33 @@ def _add_one_below_limit(model: _CounterModel, key: dict[str, object], limit: in
         .returning(model.count)
     )
     return db.session.scalar(statement)
+
+
+def _add_tokens_within_budget(user_id: str, day: date, tokens: int, budget: int) -> bool:
+    """Add `tokens` to the user's row of `day` (it exists: the request count was just taken) if the
+    sum stays within `budget`; one conditional UPDATE, so concurrent reservations cannot overshoot."""
+    added = db.session.scalar(
+        sa.update(UserDailyFreeUsage)
+        .where(
+            UserDailyFreeUsage.user_id == user_id,
+            UserDailyFreeUsage.day == day,
+            UserDailyFreeUsage.tokens < budget,
+            UserDailyFreeUsage.tokens + tokens <= budget,
+        )
+        .values(tokens=UserDailyFreeUsage.tokens + tokens)
+        .returning(UserDailyFreeUsage.tokens)
+    )
+    return added is not None
+
+
+def _add_tokens(user_id: str, day: date, delta: int) -> None:
+    """Move the user's tokens of `day` by `delta` (never below zero), in one statement."""
+    moved = UserDailyFreeUsage.tokens + delta
+    db.session.execute(
+        sa.update(UserDailyFreeUsage)
+        .where(UserDailyFreeUsage.user_id == user_id, UserDailyFreeUsage.day == day)
+        .values(tokens=sa.case((moved < 0, 0), else_=moved))
+    )
 
 
 def _subtract_one(model: _CounterModel, *where: sa.ColumnElement[bool]) -> None:

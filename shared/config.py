@@ -41,6 +41,13 @@ class Settings:
     groq_free_fallback_models: tuple[str, ...]
     free_user_daily_limit: int
     free_global_daily_limit: int
+    free_user_daily_tokens: int
+    free_max_output_tokens: int
+    free_max_system_prompt_chars: int
+    free_max_message_chars: int
+    free_max_history_chars: int
+    free_require_verified_email: bool
+    email_verification_ttl_hours: int
     rate_limit_per_minute: int
     rate_limit_key_prefix: str
     login_limit_per_ip: int
@@ -190,6 +197,13 @@ _VARS: dict[str, _Var] = {
         _Var("GROQ_FREE_FALLBACK_MODELS", _model_list, default=""),
         _Var("FREE_USER_DAILY_LIMIT", _positive_int, default="50"),
         _Var("FREE_GLOBAL_DAILY_LIMIT", _positive_int, default="1000"),
+        _Var("FREE_USER_DAILY_TOKENS", _positive_int, default="100000"),
+        _Var("FREE_MAX_OUTPUT_TOKENS", _positive_int, default="1024"),
+        _Var("FREE_MAX_SYSTEM_PROMPT_CHARS", _positive_int, default="4000"),
+        _Var("FREE_MAX_MESSAGE_CHARS", _positive_int, default="8000"),
+        _Var("FREE_MAX_HISTORY_CHARS", _positive_int, default="16000"),
+        _Var("FREE_REQUIRE_VERIFIED_EMAIL", _bool, default="false"),
+        _Var("EMAIL_VERIFICATION_TTL_HOURS", _positive_int, default="48"),
         _Var("RATE_LIMIT_PER_MINUTE", _positive_int, default="20"),
         _Var("RATE_LIMIT_KEY_PREFIX", _text, default="keylm"),
         _Var("LOGIN_LIMIT_PER_IP_PER_MINUTE", _positive_int, default="30"),
@@ -265,6 +279,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         groq_free_fallback_models=values["GROQ_FREE_FALLBACK_MODELS"],
         free_user_daily_limit=values["FREE_USER_DAILY_LIMIT"],
         free_global_daily_limit=values["FREE_GLOBAL_DAILY_LIMIT"],
+        free_user_daily_tokens=values["FREE_USER_DAILY_TOKENS"],
+        free_max_output_tokens=values["FREE_MAX_OUTPUT_TOKENS"],
+        free_max_system_prompt_chars=values["FREE_MAX_SYSTEM_PROMPT_CHARS"],
+        free_max_message_chars=values["FREE_MAX_MESSAGE_CHARS"],
+        free_max_history_chars=values["FREE_MAX_HISTORY_CHARS"],
+        free_require_verified_email=values["FREE_REQUIRE_VERIFIED_EMAIL"],
+        email_verification_ttl_hours=values["EMAIL_VERIFICATION_TTL_HOURS"],
         rate_limit_per_minute=values["RATE_LIMIT_PER_MINUTE"],
         rate_limit_key_prefix=values["RATE_LIMIT_KEY_PREFIX"],
         login_limit_per_ip=values["LOGIN_LIMIT_PER_IP_PER_MINUTE"],

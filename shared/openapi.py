@@ -51,8 +51,9 @@ class ErrorBodySchema(Schema):
         required=True,
         metadata={
             "description": "Machine-readable, snake_case: `validation_error`, `invalid_json`, "
-            "`unauthenticated`, `csrf_failed`, `not_found`, `email_taken`, `key_not_active`, "
-            "`request_in_progress`, `payload_too_large`, `rate_limited`, `free_quota_exhausted`, "
+            "`unauthenticated`, `csrf_failed`, `email_not_verified`, `not_found`, `email_taken`, "
+            "`key_not_active`, `request_in_progress`, `idempotency_mismatch`, `payload_too_large`, "
+            "`rate_limited`, `free_quota_exhausted`, "
             "`upstream_error`, `upstream_unavailable`, `service_unavailable`, `internal_error`, ...",
             "examples": ["validation_error"],
         },
@@ -62,7 +63,8 @@ class ErrorBodySchema(Schema):
     details = fields.Dict(
         metadata={
             "description": "Per code: `fields` (field -> list of messages, nested for nested objects) "
-            "for `validation_error`; `resetsAt` and `bucket` for `free_quota_exhausted`."
+            "for `validation_error`; `resetsAt` and `bucket` (`user`, `global` or `tokens`) for "
+            "`free_quota_exhausted`."
         }
     )
 

@@ -7,7 +7,7 @@ import { initDialogs, toast } from "./js/dialogs.js";
 import { initKeys, loadAllKeys } from "./js/keys.js";
 import { loadMarkdown } from "./js/markdown.js";
 import { resetState, state } from "./js/state.js";
-import { loadUsage, renderBanners } from "./js/usage.js";
+import { initEmailVerification, loadUsage, renderBanners } from "./js/usage.js";
 import { $, show } from "./js/util.js";
 
 function closeDialogs() {
@@ -59,6 +59,7 @@ async function boot() {
   initAuth({ signedIn: (user) => enterApp(user) });
   initKeys();
   initChat();
+  initEmailVerification();
   $("#sign-out").addEventListener("click", signOut);
   setUnauthenticatedHandler(() => {
     if (state.user) signedOut("Your session has ended. Sign in again to continue.");
@@ -71,6 +72,12 @@ async function boot() {
     const token = new URLSearchParams(location.search).get("token");
     showAuthPanel("reset", token ? "" : "This reset link is incomplete. Ask for a new one below.");
     return;
+  }
+  // A confirmation link (/verify-email?token=...) works with or without a session: confirm, then boot.
+  let confirmed = null;
+  if (location.pathname === "/verify-email") {
+    confirmed = await confirmEmail(new URLSearchParams(location.search).get("token") || "");
+    history.replaceState(null, "", "/");
   }
   let user = null;
   try {
@@ -87,9 +94,20 @@ async function boot() {
   await markdown;
   if (user) {
     await enterApp(user);
+    if (confirmed) toast(confirmed.message, confirmed.ok ? "info" : "error");
   } else {
     show($("#boot"), false);
-    showAuthPanel("login");
+    showAuthPanel("login", confirmed ? confirmed.message : "");
+  }
+}
+
+async function confirmEmail(token) {
+  if (!token) return { ok: false, message: "This confirmation link is incomplete. Ask for a new one after signing in." };
+  try {
+    await post("/api/auth/email-verification/confirm", { token }, { quiet401: true });
+    return { ok: true, message: "Your email is confirmed: KeyLM Free is yours to use." };
+  } catch (error) {
+    return { ok: false, message: error.message };
   }
 }
 

@@ -118,7 +118,7 @@ def test_register_then_me_shows_the_new_user(client):
     assert me.status_code == 200
     assert me.json() == registered.json()
     assert me.json()["user"]["email"] == address
-    assert set(me.json()["user"]) == {"id", "email", "createdAt"}
+    assert set(me.json()["user"]) == {"id", "email", "createdAt", "emailVerified"}
 
 
 def test_logout_clears_the_cookie_and_ends_the_session(signed_in):

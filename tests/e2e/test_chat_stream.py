@@ -169,11 +169,12 @@ def test_repeat_of_finished_request_replays_without_calling_provider(signed_in, 
 
 def test_repeat_while_streaming_is_409_request_in_progress(signed_in):
     thread, _ = byok_thread(signed_in, "openai")
-    first = send(signed_in, thread["id"], "Slow [[sim:delay=100]] [[sim:tokens=30]]", request_id="dup")
+    content = "Slow [[sim:delay=100]] [[sim:tokens=30]]"
+    first = send(signed_in, thread["id"], content, request_id="dup")
     stream = iter_events(first)
     next(e for e in stream if isinstance(e, Event))  # message.created: the request is stored
     second = signed_in.post(
-        f"/api/threads/{thread['id']}/messages", json={"content": "Slow", "clientRequestId": "dup"}
+        f"/api/threads/{thread['id']}/messages", json={"content": content, "clientRequestId": "dup"}
     )
     assert second.status_code == 409
     assert second.json()["error"]["code"] == "request_in_progress"

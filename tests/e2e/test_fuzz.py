@@ -99,13 +99,17 @@ SEMANTIC_REJECTIONS: dict[tuple[str, int], dict[str, Callable[[Any, dict], bool]
     ("POST /api/auth/register", 400): {"validation_error": _refused_by_the_email_rule},
     # A token is only valid if we mailed it.
     ("POST /api/auth/password-reset/confirm", 400): {"invalid_token": _anything},
+    ("POST /api/auth/email-verification/confirm", 400): {"invalid_token": _anything},
     # The provider decides whether a key is good; a label must not contain the key itself.
     ("POST /api/providers/{provider}/keys", 400): {
         "key_invalid": _simulator_refuses_the_key,
         "validation_error": _label_holds_the_key,
     },
     # byok: the key must be active and the model in its catalog.
-    ("POST /api/threads", 400): {"validation_error": _only_fields("keyId", "model")},
+    # KeyLM Free bounds the system prompt (FREE_MAX_SYSTEM_PROMPT_CHARS) and each message
+    # (FREE_MAX_MESSAGE_CHARS) below the general limits the schema states.
+    ("POST /api/threads", 400): {"validation_error": _only_fields("keyId", "model", "systemPrompt")},
+    ("POST /api/threads/{threadId}/messages", 400): {"validation_error": _only_fields("content")},
     # A cursor is only valid if we issued it.
     ("GET /api/threads", 400): {"validation_error": _only_fields("cursor")},
 }

@@ -149,6 +149,8 @@ def test_every_operation_answers_what_the_document_says(signed_in: Browserless, 
     check(
         c.post("/api/auth/password-reset/confirm", json={"token": "nope", "password": "long enough pw"}), 400
     )
+    check(c.post("/api/auth/email-verification/request"), 202)
+    check(c.post("/api/auth/email-verification/confirm", json={"token": "nope"}), 400)
     check(c.post("/api/auth/logout"), 204)
     check(c.get("/api/auth/me"), 401)
     anonymous = Browserless(suite)

@@ -155,7 +155,10 @@ def test_chat_service_killed_mid_stream_leaves_no_reply_streaming(short_lease_su
     client = FaultClient(short_lease_suite)
     thread, _ = client.byok_thread("openai")
     request_id = uuid.uuid4().hex
-    response = client.send(thread["id"], "Long [[sim:delay=200]] [[sim:tokens=200]]", request_id)
+    # A retry must send the same content (other content under that clientRequestId is a 409), so
+    # the reply is long enough to be cut, and short enough to be streamed again in full.
+    content = "Long [[sim:delay=100]] [[sim:tokens=30]]"
+    response = client.send(thread["id"], content, request_id)
     events = client.events(response)
     next(e for e in events if isinstance(e, Event) and e.name == "delta")
     with ServiceDown(short_lease_suite, "chat"):
@@ -163,7 +166,7 @@ def test_chat_service_killed_mid_stream_leaves_no_reply_streaming(short_lease_su
     time.sleep(2.5)  # the lease (2 s) runs out: no process renews it any more
     reply = client.messages(thread["id"])[-1]
     assert reply["status"] == "failed" and reply["error"]["code"] == "interrupted"
-    retried = only_events(client.exchange(thread["id"], "Long [[sim:tokens=3]]", request_id))
+    retried = only_events(client.exchange(thread["id"], content, request_id))
     assert retried[-1].name == "done"
     assert_invariants(short_lease_suite)
 

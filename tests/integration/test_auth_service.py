@@ -148,7 +148,8 @@ def test_register_creates_user_and_first_session(auth):
 
     assert response.status_code == 201
     user = response.get_json()["user"]
-    assert set(user) == {"id", "email", "createdAt"}
+    assert set(user) == {"id", "email", "createdAt", "emailVerified"}
+    assert user["emailVerified"] is False
     assert user["email"] == address
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", user["createdAt"])
     who = auth.signed_in(response)

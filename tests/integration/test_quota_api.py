@@ -18,6 +18,7 @@ EXHAUSTED_MESSAGE = "Daily free requests used up; resets at 00:00 UTC."
 USAGE = "/api/usage/free"
 RESERVE = "/internal/free/reserve"
 RELEASE = "/internal/free/release"
+SETTLE = "/internal/free/settle"
 
 
 def set_clock(clock_file: Path, instant: str) -> None:
@@ -37,8 +38,17 @@ class QuotaService:
     def usage(self, user_id: str):
         return self.caller.get(USAGE, user_id=user_id)
 
-    def reserve(self, user_id: str):
-        return self.caller.post(RESERVE, user_id=user_id, caller="chat")
+    def reserve(self, user_id: str, estimated_tokens: int | None = None):
+        body = {} if estimated_tokens is None else {"estimatedTokens": estimated_tokens}
+        return self.caller.post(RESERVE, user_id=user_id, caller="chat", json=body)
+
+    def settle(self, user_id: str, reservation_id: str, used_tokens: int):
+        return self.caller.post(
+            SETTLE,
+            user_id=user_id,
+            caller="chat",
+            json={"reservationId": reservation_id, "usedTokens": used_tokens},
+        )
 
     def release(self, user_id: str, reservation_id: str):
         return self.caller.post(
@@ -48,11 +58,15 @@ class QuotaService:
 
 @pytest.fixture
 def quota(settings_for, tmp_path):
-    """quota_service with user limit 3 and global limit 5; its clock reads tmp_path/clock (at noon)."""
+    """quota_service with user limit 3, global limit 5 and 1000 tokens a user; its clock reads
+    tmp_path/clock (at noon)."""
     clock_file = tmp_path / "clock"
     set_clock(clock_file, NOON)
     settings = settings_for(
-        FREE_USER_DAILY_LIMIT="3", FREE_GLOBAL_DAILY_LIMIT="5", KEYLM_FAKE_CLOCK_FILE=str(clock_file)
+        FREE_USER_DAILY_LIMIT="3",
+        FREE_GLOBAL_DAILY_LIMIT="5",
+        FREE_USER_DAILY_TOKENS="1000",
+        KEYLM_FAKE_CLOCK_FILE=str(clock_file),
     )
     app = migrated_app(create_app, settings)
     yield QuotaService(ServiceCaller(app, "quota"), clock_file)
@@ -60,16 +74,18 @@ def quota(settings_for, tmp_path):
         db.engine.dispose()
 
 
-def snapshot(user_used=0, global_used=0, day="2026-11-27", resets_at="2026-11-28T00:00:00Z"):
-    """The expected body of GET /api/usage/free with limits 3 (user) and 5 (global)."""
+def snapshot(user_used=0, global_used=0, day="2026-11-27", resets_at="2026-11-28T00:00:00Z", tokens_used=0):
+    """The expected body of GET /api/usage/free with limits 3 (user), 5 (global) and 1000 tokens."""
     return {
         "day": day,
         "model": "moonshotai/kimi-k2-instruct-0905",
         "user": {"used": user_used, "limit": 3, "remaining": 3 - user_used},
         "global": {"used": global_used, "limit": 5, "remaining": 5 - global_used},
+        "tokens": {"used": tokens_used, "limit": 1000, "remaining": max(0, 1000 - tokens_used)},
         "resetsAt": resets_at,
-        "available": user_used < 3 and global_used < 5,
+        "available": user_used < 3 and global_used < 5 and tokens_used < 1000,
         "showKeyReminder": user_used >= 5,
+        "requiresVerifiedEmail": False,
     }
 
 
@@ -153,12 +169,17 @@ def test_release_of_a_reservation_that_is_not_the_users_is_404(quota, reservatio
     assert quota.usage("alice").get_json() == snapshot(user_used=1, global_used=1)
 
 
-@pytest.mark.parametrize("path", [RESERVE, RELEASE])
+@pytest.mark.parametrize("path", [RESERVE, RELEASE, SETTLE])
 @pytest.mark.parametrize("caller", ["gateway", "auth", "keys", "quota"])
 def test_internal_endpoints_refuse_callers_other_than_chat(quota, path, caller):
     reservation_id = quota.reserve("alice").get_json()["reservationId"]
 
-    response = quota.caller.post(path, user_id="alice", caller=caller, json={"reservationId": reservation_id})
+    body = (
+        {"reservationId": reservation_id, "usedTokens": 5}
+        if path == SETTLE
+        else {"reservationId": reservation_id}
+    )
+    response = quota.caller.post(path, user_id="alice", caller=caller, json=body)
     assert response.status_code == 403
     assert response.get_json()["error"] == {
         "code": "forbidden",
@@ -168,14 +189,14 @@ def test_internal_endpoints_refuse_callers_other_than_chat(quota, path, caller):
     assert quota.usage("alice").get_json() == snapshot(user_used=1, global_used=1)
 
 
-@pytest.mark.parametrize("path", [USAGE, RESERVE, RELEASE])
+@pytest.mark.parametrize("path", [USAGE, RESERVE, RELEASE, SETTLE])
 def test_every_endpoint_refuses_a_request_without_an_internal_credential(quota, path):
     response = quota.caller.client.open(path, method="GET" if path == USAGE else "POST")
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthenticated"
 
 
-@pytest.mark.parametrize("path", [RESERVE, RELEASE])
+@pytest.mark.parametrize("path", [RESERVE, RELEASE, SETTLE])
 def test_internal_endpoints_need_a_user(quota, path):
     response = quota.caller.post(path, caller="chat", json={"reservationId": "x"})
     assert response.status_code == 401
@@ -228,3 +249,71 @@ def test_without_the_fake_clock_file_the_day_is_todays_utc_date(quota):
     before = datetime.now(UTC).date().isoformat()
     day = quota.usage("alice").get_json()["day"]
     assert day in {before, datetime.now(UTC).date().isoformat()}
+
+
+# --- the daily token budget ---------------------------------------------------------------------
+
+
+def test_reserve_takes_the_estimated_tokens_and_settle_replaces_them_by_the_used_ones(quota):
+    reservation_id = quota.reserve("alice", estimated_tokens=600).get_json()["reservationId"]
+    assert quota.usage("alice").get_json() == snapshot(user_used=1, global_used=1, tokens_used=600)
+
+    settled = quota.settle("alice", reservation_id, 150)
+    assert settled.status_code == 200
+    assert settled.get_json() == {
+        "settled": True,
+        "usage": snapshot(user_used=1, global_used=1, tokens_used=150),
+    }
+    again = quota.settle("alice", reservation_id, 900)
+    assert again.get_json() == {
+        "settled": False,
+        "usage": snapshot(user_used=1, global_used=1, tokens_used=150),
+    }
+
+
+def test_reserve_whose_estimate_does_not_fit_the_token_budget_is_429_and_takes_nothing(quota):
+    assert quota.reserve("alice", estimated_tokens=700).status_code == 200
+
+    response = quota.reserve("alice", estimated_tokens=301)
+    assert response.status_code == 429
+    body = response.get_json()
+    assert body["error"]["details"] == {"resetsAt": "2026-11-28T00:00:00Z", "bucket": "tokens"}
+    assert body["error"]["message"] == "Daily free tokens used up; resets at 00:00 UTC."
+    assert quota.usage("alice").get_json() == snapshot(user_used=1, global_used=1, tokens_used=700)
+    assert quota.reserve("alice", estimated_tokens=300).status_code == 200
+    assert quota.reserve("bob", estimated_tokens=1000).status_code == 200
+
+
+def test_settle_of_a_reservation_that_is_not_the_users_is_404(quota):
+    alices = quota.reserve("alice", estimated_tokens=100).get_json()["reservationId"]
+
+    for user_id, reservation_id in (("bob", alices), ("alice", "f" * 36)):
+        response = quota.settle(user_id, reservation_id, 1)
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "not_found"
+    assert quota.usage("alice").get_json() == snapshot(user_used=1, global_used=1, tokens_used=100)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reservationId": "r"},
+        {"reservationId": "r", "usedTokens": -1},
+        {"reservationId": "r", "usedTokens": 1.5},
+        {"reservationId": "r", "usedTokens": "10"},
+        {"reservationId": "r", "usedTokens": 10, "userId": "bob"},
+    ],
+)
+def test_settle_with_bad_input_is_a_validation_error(quota, body):
+    response = quota.caller.post(SETTLE, user_id="alice", caller="chat", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("estimate", [-1, 1.5, "10", None])
+def test_reserve_with_a_bad_estimate_is_a_validation_error_and_takes_nothing(quota, estimate):
+    response = quota.caller.post(RESERVE, user_id="alice", caller="chat", json={"estimatedTokens": estimate})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "validation_error"
+    assert quota.usage("alice").get_json() == snapshot()

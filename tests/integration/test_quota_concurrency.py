@@ -36,9 +36,11 @@ def quota_app(settings_for):
     """A quota app on a fresh database with the given limits (its connections are closed after)."""
     apps = []
 
-    def start(user_limit: int, global_limit: int):
+    def start(user_limit: int, global_limit: int, token_budget: int = 100_000):
         settings = settings_for(
-            FREE_USER_DAILY_LIMIT=str(user_limit), FREE_GLOBAL_DAILY_LIMIT=str(global_limit)
+            FREE_USER_DAILY_LIMIT=str(user_limit),
+            FREE_GLOBAL_DAILY_LIMIT=str(global_limit),
+            FREE_USER_DAILY_TOKENS=str(token_budget),
         )
         apps.append(migrated_app(create_app, settings))
         return settings, apps[-1]
@@ -163,3 +165,56 @@ def test_concurrent_reserves_and_releases_keep_counters_equal_to_open_reservatio
     assert global_used == len(granted(reserves)) <= 60
     assert user_counts == open_reservations
     assert all(count <= 12 for count in user_counts.values())
+
+
+def reserve_tokens_or_refusal(settings, user_id: str, tokens: int) -> Callable[[], str | FreeQuotaExhausted]:
+    def call():
+        try:
+            return services.reserve_free_request(settings, user_id, NOON, tokens)
+        except FreeQuotaExhausted as refused:
+            return refused
+
+    return call
+
+
+def user_tokens(app, user_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(
+            sa.select(UserDailyFreeUsage.tokens).where(
+                UserDailyFreeUsage.user_id == user_id, UserDailyFreeUsage.day == DAY
+            )
+        )
+
+
+@BOTH_BACKENDS
+def test_concurrent_reserves_never_take_more_than_the_token_budget(quota_app):
+    settings, app = quota_app(user_limit=1000, global_limit=100_000, token_budget=1000)
+
+    results = run_at_once(app, [reserve_tokens_or_refusal(settings, "alice", 30) for _ in range(100)])
+
+    assert len(granted(results)) == 33  # 33 * 30 = 990; a 34th would pass 1000
+    assert refused_buckets(results) == Counter({"tokens": 67})
+    assert user_tokens(app, "alice") == 990
+    assert read_counters(app) == (33, {"alice": 33}, {"alice": 33})
+
+
+@BOTH_BACKENDS
+def test_concurrent_settles_and_releases_of_one_reservation_move_the_tokens_once(quota_app):
+    settings, app = quota_app(user_limit=10, global_limit=100, token_budget=10_000)
+    with app.app_context():
+        reservation_id = services.reserve_free_request(settings, "alice", NOON, 500)
+        services.reserve_free_request(settings, "alice", NOON, 200)
+
+    calls = [lambda: services.settle_free_request(settings, reservation_id, "alice", 100) for _ in range(20)]
+    results = run_at_once(app, calls)
+
+    assert results.count(True) == 1
+    assert user_tokens(app, "alice") == 300
+    results = run_at_once(
+        app,
+        [release(settings, reservation_id, "alice") for _ in range(10)]
+        + [lambda: services.settle_free_request(settings, reservation_id, "alice", 7) for _ in range(10)],
+    )
+    assert results[:10].count(True) == 1
+    assert results[10:].count(True) == 0
+    assert user_tokens(app, "alice") == 200

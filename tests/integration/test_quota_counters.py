@@ -30,9 +30,11 @@ def open_quota(settings_for):
     """Push an app context on a fresh, migrated quota database with the given limits; returns settings."""
     opened = []
 
-    def open_(user_limit: int = 3, global_limit: int = 100):
+    def open_(user_limit: int = 3, global_limit: int = 100, token_budget: int = 100_000):
         settings = settings_for(
-            FREE_USER_DAILY_LIMIT=str(user_limit), FREE_GLOBAL_DAILY_LIMIT=str(global_limit)
+            FREE_USER_DAILY_LIMIT=str(user_limit),
+            FREE_GLOBAL_DAILY_LIMIT=str(global_limit),
+            FREE_USER_DAILY_TOKENS=str(token_budget),
         )
         context = migrated_app(create_app, settings).app_context()
         context.push()
@@ -221,9 +223,11 @@ def test_snapshot_reports_each_buckets_used_limit_and_remaining(open_quota):
         "model": settings.groq_free_model,
         "user": {"used": 2, "limit": 3, "remaining": 1},
         "global": {"used": 3, "limit": 5, "remaining": 2},
+        "tokens": {"used": 0, "limit": 100_000, "remaining": 100_000},
         "resetsAt": "2026-11-28T00:00:00Z",
         "available": True,
         "showKeyReminder": False,
+        "requiresVerifiedEmail": False,
     }
     reserve(settings, "alice")
     assert services.free_usage_snapshot(settings, "alice", NOON).available is False
@@ -250,3 +254,110 @@ def test_each_decision_is_counted_in_the_metrics(open_quota):
     refusal(settings, "alice")
     refusal(settings, "alice")
     assert (decisions("granted") - granted, decisions("refused") - refused) == (1, 2)
+
+
+# --- the daily token budget ---------------------------------------------------------------------
+
+
+def user_tokens(user_id: str, day: date = DAY) -> int:
+    tokens = db.session.scalar(
+        sa.select(UserDailyFreeUsage.tokens).where(
+            UserDailyFreeUsage.user_id == user_id, UserDailyFreeUsage.day == day
+        )
+    )
+    return tokens or 0
+
+
+def test_reserve_takes_its_estimate_from_the_users_token_budget(open_quota):
+    settings = open_quota(token_budget=1000)
+    reservation_id = services.reserve_free_request(settings, "alice", NOON, 400)
+
+    assert user_tokens("alice") == 400
+    assert db.session.get(Reservation, reservation_id).estimated_tokens == 400
+    assert services.free_usage_snapshot(settings, "alice", NOON).tokens.remaining == 600
+
+
+def test_an_estimate_that_does_not_fit_is_refused_and_takes_neither_a_request_nor_tokens(open_quota):
+    settings = open_quota(user_limit=10, token_budget=1000)
+    services.reserve_free_request(settings, "alice", NOON, 800)
+
+    with pytest.raises(FreeQuotaExhausted) as refused:
+        services.reserve_free_request(settings, "alice", NOON, 201)
+    assert refused.value.details["bucket"] == "tokens"
+    assert (user_count("alice"), global_count(), user_tokens("alice"), open_reservations()) == (1, 1, 800, 1)
+    services.reserve_free_request(settings, "alice", NOON, 200)
+    assert user_tokens("alice") == 1000
+
+
+def test_an_estimate_over_the_whole_budget_is_refused_at_once(open_quota):
+    settings = open_quota(token_budget=1000)
+    with pytest.raises(FreeQuotaExhausted) as refused:
+        services.reserve_free_request(settings, "alice", NOON, 1001)
+    assert refused.value.details["bucket"] == "tokens"
+    assert (user_count("alice"), global_count(), user_tokens("alice")) == (0, 0, 0)
+
+
+def test_settle_replaces_the_estimate_by_the_used_tokens_once(open_quota):
+    settings = open_quota(token_budget=1000)
+    reservation_id = services.reserve_free_request(settings, "alice", NOON, 600)
+    services.reserve_free_request(settings, "alice", NOON, 100)
+
+    assert services.settle_free_request(settings, reservation_id, "alice", 250) is True
+    assert user_tokens("alice") == 350
+    assert services.settle_free_request(settings, reservation_id, "alice", 999) is False
+    assert user_tokens("alice") == 350
+    assert db.session.get(Reservation, reservation_id).settled_tokens == 250
+
+
+def test_settle_may_pass_the_budget_and_then_the_next_request_is_refused(open_quota):
+    settings = open_quota(token_budget=1000)
+    reservation_id = services.reserve_free_request(settings, "alice", NOON, 500)
+
+    services.settle_free_request(settings, reservation_id, "alice", 1200)
+    assert user_tokens("alice") == 1200
+    with pytest.raises(FreeQuotaExhausted) as refused:
+        services.reserve_free_request(settings, "alice", NOON, 0)
+    assert refused.value.details["bucket"] == "tokens"
+    assert services.free_usage_snapshot(settings, "alice", NOON).available is False
+
+
+def test_release_gives_back_the_estimate_or_the_settled_tokens(open_quota):
+    settings = open_quota(token_budget=1000)
+    unsettled = services.reserve_free_request(settings, "alice", NOON, 300)
+    settled = services.reserve_free_request(settings, "alice", NOON, 400)
+    services.settle_free_request(settings, settled, "alice", 100)
+    assert user_tokens("alice") == 400
+
+    services.release_free_request(settings, unsettled, "alice", now=NOON)
+    assert user_tokens("alice") == 100
+    services.release_free_request(settings, settled, "alice", now=NOON)
+    assert (user_tokens("alice"), user_count("alice")) == (0, 0)
+
+
+def test_a_released_reservation_is_not_settled(open_quota):
+    settings = open_quota(token_budget=1000)
+    reservation_id = services.reserve_free_request(settings, "alice", NOON, 300)
+    services.release_free_request(settings, reservation_id, "alice", now=NOON)
+
+    assert services.settle_free_request(settings, reservation_id, "alice", 50) is False
+    assert user_tokens("alice") == 0
+
+
+def test_settle_of_another_users_reservation_is_not_found(open_quota):
+    settings = open_quota(token_budget=1000)
+    reservation_id = services.reserve_free_request(settings, "alice", NOON, 300)
+
+    with pytest.raises(NotFound):
+        services.settle_free_request(settings, reservation_id, "bob", 10)
+    with pytest.raises(NotFound):
+        services.settle_free_request(settings, str(uuid.uuid4()), "alice", 10)
+    assert user_tokens("alice") == 300
+
+
+def test_settle_of_yesterdays_reservation_charges_yesterday(open_quota):
+    settings = open_quota(token_budget=1000)
+    yesterdays = services.reserve_free_request(settings, "alice", LAST_MOMENT, 500)
+    services.reserve_free_request(settings, "alice", MIDNIGHT, 500)
+
+    services.settle_free_request(settings, yesterdays, "alice", 20)
+    assert (user_tokens("alice", DAY), user_tokens("alice", NEXT_DAY)) == (20, 500)

@@ -172,6 +172,7 @@ def test_cookie_auth_is_the_default_and_public_operations_opt_out(spec):
         ("POST", "/api/auth/login"),
         ("POST", "/api/auth/password-reset/request"),
         ("POST", "/api/auth/password-reset/confirm"),
+        ("POST", "/api/auth/email-verification/confirm"),
     }
 
 

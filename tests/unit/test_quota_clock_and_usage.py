@@ -14,12 +14,20 @@ from tests.conftest import make_settings
 DAY = date(2026, 11, 27)
 
 
-def usage(user_used: int = 0, global_used: int = 0, user_limit: int = 50, global_limit: int = 1000):
+def usage(
+    user_used: int = 0,
+    global_used: int = 0,
+    user_limit: int = 50,
+    global_limit: int = 1000,
+    tokens_used: int = 0,
+    token_limit: int = 100_000,
+):
     return FreeUsage(
         day=DAY,
         model="moonshotai/kimi-k2-instruct-0905",
         user=BucketUsage(used=user_used, limit=user_limit),
         global_pool=BucketUsage(used=global_used, limit=global_limit),
+        tokens=BucketUsage(used=tokens_used, limit=token_limit),
     )
 
 
@@ -98,10 +106,26 @@ def test_usage_snapshot_has_the_shape_of_api_md():
         "model": "moonshotai/kimi-k2-instruct-0905",
         "user": {"used": 2, "limit": 3, "remaining": 1},
         "global": {"used": 7, "limit": 10, "remaining": 3},
+        "tokens": {"used": 0, "limit": 100_000, "remaining": 100_000},
         "resetsAt": "2026-11-28T00:00:00Z",
         "available": True,
         "showKeyReminder": False,
+        "requiresVerifiedEmail": False,
     }
+
+
+def test_free_use_is_unavailable_once_the_token_budget_is_spent():
+    assert usage(tokens_used=99_999).available is True
+    snapshot = usage(tokens_used=100_500)
+    assert snapshot.tokens.remaining == 0
+    assert snapshot.available is False
+
+
+def test_free_quota_exhausted_by_the_token_budget_says_tokens():
+    error = FreeQuotaExhausted("tokens", datetime(2026, 11, 28))
+    assert (error.status, error.retryable) == (429, True)
+    assert error.message == "Daily free tokens used up; resets at 00:00 UTC."
+    assert error.details == {"resetsAt": "2026-11-28T00:00:00Z", "bucket": "tokens"}
 
 
 def test_remaining_never_goes_below_zero_when_a_limit_was_lowered():

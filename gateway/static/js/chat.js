@@ -6,7 +6,7 @@ import { openKeys } from "./keys.js";
 import { renderMarkdownInto } from "./markdown.js";
 import { readEvents } from "./sse.js";
 import { activeKeys, on, state } from "./state.js";
-import { freeAvailable, loadUsage, markExhausted, renderBanners } from "./usage.js";
+import { freeAvailable, loadUsage, markExhausted, markUnverified, renderBanners } from "./usage.js";
 import {
   $, clearFormErrors, el, formatAge, formatDateTime, formatLocalTime, formatNumber, newRequestId,
   PROVIDERS, providerName, show, showFormErrors,
@@ -402,6 +402,7 @@ async function sendMessage(thread, content, clientRequestId = newRequestId()) {
     } else if (!stream.created) {
       stream.assistantEl.remove();
       if (error.code === "free_quota_exhausted") markExhausted(error);
+      if (error.code === "email_not_verified") markUnverified();
       const canRetry = error.code !== "free_quota_exhausted" && error.status !== 404 && error.status !== 401;
       markUserFailed(stream.userEl, error, canRetry ? retry : null);
     } else {

@@ -1,8 +1,10 @@
-// KeyLM Free: the usage meter, the "connect a key" reminder and the exhausted state.
+// KeyLM Free: the usage meter, the "connect a key" reminder, the exhausted state, and the
+// "confirm your email" banner when the server asks for a confirmed email first.
 
-import { get } from "./api.js";
+import { get, post } from "./api.js";
+import { toast } from "./dialogs.js";
 import { emit, hasAnyActiveKey, state } from "./state.js";
-import { $, formatLocalTime, formatNumber, show } from "./util.js";
+import { $, busy, formatLocalTime, formatNumber, show } from "./util.js";
 
 let resetTimer = null;
 
@@ -38,6 +40,25 @@ export function markExhausted(error) {
   loadUsage().catch(() => {});
 }
 
+/** Note a 403 email_not_verified: the banner asks the user to confirm their email. */
+export function markUnverified() {
+  if (state.user) state.user = { ...state.user, emailVerified: false };
+  if (state.usage) state.usage = { ...state.usage, requiresVerifiedEmail: true };
+  renderBanners();
+}
+
+export function initEmailVerification() {
+  const button = $("#verify-resend");
+  button.addEventListener("click", async () => {
+    try {
+      await busy(button, () => post("/api/auth/email-verification/request"));
+      toast(`A new confirmation link is on its way to ${state.user ? state.user.email : "your email"}.`);
+    } catch (error) {
+      if (error.status !== 401) toast(error.message, "error");
+    }
+  });
+}
+
 export function freeAvailable() {
   return !state.usage || state.usage.available !== false;
 }
@@ -68,6 +89,7 @@ export function renderUsage() {
   const parts = [];
   if (!available) parts.push(Number(global.remaining) <= 0 ? "The shared free pool is used up." : "Used up for today.");
   if (global.remaining !== undefined) parts.push(`Shared pool: ${formatNumber(global.remaining)} left.`);
+  if (usage.tokens && usage.tokens.remaining !== undefined) parts.push(`Your tokens: ${formatNumber(usage.tokens.remaining)} left.`);
   if (resetAt) parts.push(`Resets at ${resetAt}.`);
   $("#free-meter-detail").textContent = parts.join(" ");
 
@@ -87,4 +109,9 @@ export function renderBanners() {
     ? state.current.thread.mode === "free"
     : ($("#setup-provider") && $("#setup-provider").value === "free");
   show($("#exhausted-banner"), Boolean(usage) && usage.available === false && freeContext);
+  const unverified = Boolean(usage && usage.requiresVerifiedEmail && state.user && state.user.emailVerified === false);
+  if (unverified) {
+    $("#verify-text").textContent = `Open the link we mailed to ${state.user.email}; it works once.`;
+  }
+  show($("#verify-banner"), unverified);
 }
