@@ -38,13 +38,14 @@ def wait_for_status(client: Browserless, thread_id: str, timeout: float = 5.0) -
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("provider", list(BYOK_MODELS))
 def test_every_framing_reaches_the_client_delta_by_delta(signed_in, provider, framing):
     thread, _ = byok_thread(signed_in, provider)
     started = time.monotonic()
     response = send(
-        signed_in, thread["id"], f"go [[sim:framing={framing}]] [[sim:tokens=12]] [[sim:delay=150]]"
+        signed_in, thread["id"], f"go [[sim:framing={framing}]] [[sim:tokens=10]] [[sim:delay=120]]"
     )
     arrivals, last = [], None
     for event in iter_events(response):
@@ -53,13 +54,14 @@ def test_every_framing_reaches_the_client_delta_by_delta(signed_in, provider, fr
             if event.name == "delta":
                 arrivals.append(time.monotonic() - started)
     assert last is not None and last.name == "done", last
-    assert len(arrivals) >= 10
-    # The provider spends 12 x 150 ms = 1.8 s on this reply. Relayed as it comes, the first delta
+    assert len(arrivals) >= 8
+    # The provider spends 10 x 120 ms = 1.2 s on this reply. Relayed as it comes, the first delta
     # arrives well before the last is sent and the deltas spread over that time.
     assert arrivals[0] < 1.0, arrivals
-    assert arrivals[-1] - arrivals[0] > 1.0, arrivals
+    assert arrivals[-1] - arrivals[0] > 0.7, arrivals
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("provider", list(BYOK_MODELS))
 def test_stop_closes_the_provider_request_whatever_its_framing(signed_in, sim, provider, framing):
