@@ -2,9 +2,13 @@
 
 from auth_service.api import bp
 from auth_service.models import SCHEMA
+from auth_service.services import dummy_hash
 from shared.app import create_service_app
-from shared.config import Settings
+from shared.config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None):
-    return create_service_app("auth", settings, blueprints=[bp], schema=SCHEMA)
+    settings = settings or load_settings()
+    app = create_service_app("auth", settings, blueprints=[bp], schema=SCHEMA)
+    dummy_hash(settings.bcrypt_rounds, settings.password_pepper)  # the unknown-email check, made now
+    return app

@@ -39,6 +39,7 @@ def base_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     env = {
         "APP_AUTH_SECRET": secrets.token_hex(32),
         "INTERNAL_AUTH_SECRET": secrets.token_hex(32),
+        "PASSWORD_PEPPER": secrets.token_hex(32),
         "APP_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "KEYLM_VAR_DIR": str(var_dir),
         "KEYLM_ENV_FILE": "none",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import unquote
 
+import bcrypt
 import psycopg2
 import pytest
 import redis
@@ -101,6 +104,21 @@ def expire_reset_tokens(suite: Suite, user_id: str) -> None:
             ).rowcount
         connection.close()
         assert updated >= 1
+
+
+def run_auth_sql(suite: Suite, sql: str, params: tuple) -> list[tuple]:
+    """One statement on the suite's auth schema (`auth.` prefix on Postgres, the attached file on SQLite)."""
+    if "DATABASE_URL" in suite.env:
+        with psycopg2.connect(suite.env["DATABASE_URL"]) as connection, connection.cursor() as cursor:
+            cursor.execute(sql.replace("{auth}", "auth.").replace("?", "%s"), params)
+            rows = cursor.fetchall() if cursor.description else []
+        connection.close()
+        return rows
+    connection = sqlite3.connect(Path(suite.env["KEYLM_VAR_DIR"]) / "auth.db", timeout=30)
+    with connection:
+        rows = connection.execute(sql.replace("{auth}", ""), params).fetchall()
+    connection.close()
+    return rows
 
 
 def confirm_reset(client: Browserless, token: str, password: str) -> requests.Response:
@@ -235,6 +253,30 @@ def test_login_with_wrong_password_and_unknown_email_answer_the_same(client):
     assert set_cookie_headers(wrong_password) == set_cookie_headers(unknown_email) == []
 
 
+def legacy_password_hash(password: str) -> str:
+    """The stored form before PASSWORD_PEPPER: bcrypt over base64(SHA-256(password))."""
+    prehash = base64.b64encode(hashlib.sha256(password.encode()).digest())
+    return bcrypt.hashpw(prehash, bcrypt.gensalt(rounds=4)).decode()
+
+
+def test_password_hashes_are_peppered_and_old_ones_upgrade_at_the_next_login(suite, client):
+    user = client.register()
+    [(fresh,)] = run_auth_sql(suite, "SELECT password_hash FROM {auth}users WHERE id = ?", (user["id"],))
+    assert fresh.startswith("hmac-sha256$$2b$")
+    run_auth_sql(
+        suite,
+        "UPDATE {auth}users SET password_hash = ? WHERE id = ?",
+        (legacy_password_hash(PASSWORD), user["id"]),
+    )
+
+    assert login(Browserless(suite), user["email"], "not the password").status_code == 401
+    assert login(Browserless(suite), user["email"]).status_code == 200
+
+    [(upgraded,)] = run_auth_sql(suite, "SELECT password_hash FROM {auth}users WHERE id = ?", (user["id"],))
+    assert upgraded.startswith("hmac-sha256$$2b$")
+    assert login(Browserless(suite), user["email"]).status_code == 200
+
+
 def test_login_is_case_insensitive_on_email(client):
     address = unique_email()
     Browserless(client.suite).register(address)
@@ -307,6 +349,20 @@ def test_password_reset_token_is_single_use(suite, client):
     assert second.status_code == 400
     assert error_of(second)["code"] == "invalid_token"
     assert login(Browserless(suite), user["email"], "first new password").status_code == 200
+
+
+def test_confirming_one_reset_token_spends_every_other_outstanding_one(suite, client):
+    user = client.register()
+    first = request_reset_token(suite, client, user["email"])
+    second = request_reset_token(suite, client, user["email"])
+    assert confirm_reset(client, second, "first new password").status_code == 200
+
+    older = confirm_reset(Browserless(suite), first, "attacker password")
+
+    assert older.status_code == 400
+    assert error_of(older)["code"] == "invalid_token"
+    assert login(Browserless(suite), user["email"], "first new password").status_code == 200
+    assert login(Browserless(suite), user["email"], "attacker password").status_code == 401
 
 
 def test_expired_password_reset_token_is_refused(suite, client):

@@ -232,6 +232,7 @@ def env_secrets(suite) -> dict[str, str]:
         "APP_ENCRYPTION_KEY (hex)": raw.hex(),
         "APP_AUTH_SECRET": suite.env["APP_AUTH_SECRET"],
         "INTERNAL_AUTH_SECRET": suite.env["INTERNAL_AUTH_SECRET"],
+        "PASSWORD_PEPPER": suite.env["PASSWORD_PEPPER"],
         "GROQ_API_KEY": suite.env["GROQ_API_KEY"],
     }
 

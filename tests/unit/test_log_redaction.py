@@ -111,6 +111,7 @@ def configured_secrets(tmp_path) -> dict[str, str]:
     return {
         "APP_AUTH_SECRET": settings.auth_secret,
         "INTERNAL_AUTH_SECRET": settings.internal_secret,
+        "PASSWORD_PEPPER": settings.password_pepper,
         "GROQ_API_KEY": settings.groq_api_key,  # `gsk_test_...`: not the shape of a real Groq key
         "APP_ENCRYPTION_KEY": base64.b64encode(settings.encryption_key).decode(),
         "APP_ENCRYPTION_KEY_PREVIOUS": previous,
@@ -123,6 +124,7 @@ def configured_secrets(tmp_path) -> dict[str, str]:
     [
         "APP_AUTH_SECRET",
         "INTERNAL_AUTH_SECRET",
+        "PASSWORD_PEPPER",
         "GROQ_API_KEY",
         "APP_ENCRYPTION_KEY",
         "APP_ENCRYPTION_KEY_PREVIOUS",
