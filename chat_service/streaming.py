@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from chat_service.errors import RequestInProgress
 from chat_service.models import Message, Thread
 from chat_service.schemas import message_schema
-from chat_service.threads import fail_orphaned_replies, get_thread
+from chat_service.threads import ensure_storage_room, fail_orphaned_replies, get_thread
 from chat_service.upstream import (
     ResolvedKey,
     Upstream,
@@ -80,6 +80,7 @@ def start_send(
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
+    ensure_storage_room(upstream.settings, user_id, len(content.encode("utf-8")))
     # Hand the connection back while keys and quota answer: a worker has few, and many sends.
     db.session.commit()
 

@@ -19,6 +19,16 @@ UPSTREAM_LATENCY = Histogram(
 )
 UPSTREAM_ERRORS = Counter("keylm_upstream_errors_total", "Provider errors", ["provider", "code"])
 QUOTA_DECISIONS = Counter("keylm_quota_decisions_total", "Free request reservations", ["outcome"])
+LIMITS_ON_FALLBACK = Gauge(
+    "keylm_rate_limits_in_memory_fallback",
+    "1 while rate limits are counted in process memory because Redis is unreachable",
+    ["service"],
+)
+LIMITS_FALLBACK = Counter(
+    "keylm_rate_limit_fallback_requests_total",
+    "Requests whose rate limits were counted in process memory because Redis was unreachable",
+    ["service"],
+)
 
 
 def init_metrics(app: Flask, service: str) -> None:

@@ -3,12 +3,11 @@ ignored and a leaked table cannot be matched against plain SHA-256 lists."""
 
 from __future__ import annotations
 
-import pytest
-
 import base64
 import hashlib
 
 import bcrypt
+import pytest
 
 from auth_service.passwords import hash_password, needs_upgrade, verify_password
 
