@@ -240,6 +240,39 @@ def test_session_cookie_is_httponly_samesite_lax_path_root(client, path):
     assert int(flags["max-age"].split("=")[1]) > 0
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def secure_suite(request, tmp_path_factory) -> Suite:
+    """A suite with COOKIE_SECURE=true (what an https APP_BASE_URL gives by default)."""
+    return launch_suite(tmp_path_factory, request, request.param, "secure-cookie", COOKIE_SECURE="true")
+
+
+def test_secure_cookie_is_host_prefixed_and_works(secure_suite):
+    client = Browserless(secure_suite)
+    address = unique_email()
+
+    response = client.post("/api/auth/register", json={"email": address, "password": PASSWORD})
+
+    [cookie] = set_cookie_headers(response)
+    name_value, *attributes = [part.strip() for part in cookie.split(";")]
+    flags = {attribute.split("=")[0].lower(): attribute for attribute in attributes}
+    assert name_value.startswith("__Host-keylm_session=")
+    assert "secure" in flags and flags["path"] == "Path=/" and "domain" not in flags
+    token = name_value.split("=", 1)[1]
+    me = requests.get(
+        secure_suite.url("gateway") + "/api/auth/me", cookies={"__Host-keylm_session": token}, timeout=30
+    )
+    assert me.status_code == 200
+    assert me_with_cookie(secure_suite, token).status_code == 401  # the plain name is not read
+    logout = requests.post(
+        secure_suite.url("gateway") + "/api/auth/logout",
+        cookies={"__Host-keylm_session": token},
+        headers={"Origin": secure_suite.url("gateway")},
+        timeout=30,
+    )
+    assert logout.status_code == 204
+    assert any(c.startswith("__Host-keylm_session=;") for c in set_cookie_headers(logout))
+
+
 def test_login_with_wrong_password_and_unknown_email_answer_the_same(client):
     address = client.register()["email"]
     anonymous = Browserless(client.suite)
@@ -420,6 +453,19 @@ def test_sixth_wrong_login_for_one_email_is_429_with_retry_after(suite, client):
     assert_rate_limited(sixth)
     assert_rate_limited(login(anonymous, address.upper()))  # the right password, any spelling: limited too
     assert login(anonymous, client.register(unique_email())["email"]).status_code == 200  # others unaffected
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxy_hops(suite, client):
+    """TRUSTED_PROXY_HOPS=0 (the default): a client cannot pick a fresh address per attempt."""
+    address = client.register()["email"]
+    anonymous = Browserless(suite)
+    answers = []
+    for i in range(6):
+        anonymous.http.headers["X-Forwarded-For"] = f"203.0.113.{i}"
+        answers.append(login(anonymous, address, f"wrong password {i}"))
+
+    assert [r.status_code for r in answers[:5]] == [401] * 5
+    assert_rate_limited(answers[5])
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
