@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from auth_service.errors import EmailTaken, InvalidCredentials, InvalidResetToken
+from auth_service.jobs import JobQueue
 from auth_service.mail import send_mail
 from auth_service.models import PasswordResetToken, Session, User
 from auth_service.passwords import hash_password, needs_upgrade, verify_password
@@ -22,6 +23,8 @@ from shared.db import db, utcnow
 from shared.tokens import session_codec
 
 logger = logging.getLogger(__name__)
+
+PASSWORD_RESET_JOB = "password_reset"  # noqa: S105 (a job name)
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,23 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def request_password_reset(settings: Settings, email: str) -> None:
-    """Mail a one-time reset link if the account exists; says nothing either way."""
+def request_password_reset(jobs: JobQueue, email: str) -> None:
+    """Queue the reset: the same (tiny) work whether or not the account exists, so the answer
+    cannot tell; an unreachable mail server is retried by the job, never seen by the caller."""
+    jobs.enqueue({"kind": PASSWORD_RESET_JOB, "email": normalize_email(email)})
+
+
+def run_job(settings: Settings, job: dict) -> None:
+    """One queued job (raise to have it retried)."""
+    if job.get("kind") == PASSWORD_RESET_JOB:
+        mail_password_reset(settings, job["email"])
+    else:
+        logger.error("unknown job dropped", extra={"job": job.get("kind")})
+
+
+def mail_password_reset(settings: Settings, email: str) -> None:
+    """Mail a one-time reset link if the account exists. A retry after a failed send makes a new
+    token: the unsent one's plaintext was never shown to anyone, and it expires unused."""
     user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
     if user is None:
         logger.info("password reset requested for an unknown email")

@@ -66,7 +66,10 @@ class AuthService:
         return response.status_code == 200
 
     def request_reset(self, email_: str):
-        return self.caller.post("/api/auth/password-reset/request", json={"email": email_})
+        """Ask for a reset, then wait for the queued mail job (it runs outside the request)."""
+        response = self.caller.post("/api/auth/password-reset/request", json={"email": email_})
+        assert self.app.extensions["keylm.jobs"].wait_idle(10)
+        return response
 
     def confirm_reset(self, token: str, password: str):
         return self.caller.post(
