@@ -152,26 +152,38 @@ class LocalJobQueue(JobQueue):
 
 
 class RedisJobQueue(JobQueue):
-    """A Redis list of ready jobs and a sorted set of retries by due time, shared by every process."""
+    """A Redis list of ready jobs and a sorted set of retries by due time, shared by every process.
+
+    While Redis is unreachable (or too slow: REDIS_*_TIMEOUT_SECONDS), jobs go to this process's
+    memory instead, so a request never fails or waits for it.
+    """
 
     def __init__(self, settings: Settings, handler: Handler):
         super().__init__(settings, handler)
         assert settings.redis_url
+        timeouts = {"socket_connect_timeout": settings.redis_connect_timeout}
         self.redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=settings.redis_connect_timeout,
-            # BRPOP blocks up to POLL_SECONDS; the socket must wait a little longer than that.
-            socket_timeout=POLL_SECONDS + settings.redis_socket_timeout,
+            settings.redis_url, socket_timeout=settings.redis_socket_timeout, **timeouts
         )
+        # BRPOP blocks up to POLL_SECONDS: its socket must wait a little longer than that.
+        self.blocking = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=POLL_SECONDS + settings.redis_socket_timeout, **timeouts
+        )
+        self.fallback = LocalJobQueue(settings, handler)
         prefix = f"{settings.rate_limit_key_prefix}:auth-jobs"
         self.ready, self.delayed = f"{prefix}:ready", f"{prefix}:delayed"
 
     def _push(self, entry: dict[str, Any], delay: float = 0.0) -> None:
-        payload = json.dumps(entry)
-        if delay <= 0:
-            self.redis.lpush(self.ready, payload)
-        else:
-            self.redis.zadd(self.delayed, {json.dumps({**entry, "id": time.time_ns()}): time.time() + delay})
+        try:
+            if delay <= 0:
+                self.redis.lpush(self.ready, json.dumps(entry))
+            else:
+                member = json.dumps({**entry, "id": time.time_ns()})
+                self.redis.zadd(self.delayed, {member: time.time() + delay})
+        except redis.RedisError as exc:
+            logger.warning("job queue on Redis unavailable (%s): queued in memory", type(exc).__name__)
+            self.fallback.start()
+            self.fallback._push(entry, delay)
 
     def _pop(self, timeout: float) -> dict[str, Any] | None:
         for payload in self.redis.zrangebyscore(self.delayed, 0, time.time(), start=0, num=10):
@@ -180,11 +192,13 @@ class RedisJobQueue(JobQueue):
                 entry = json.loads(payload)
                 entry.pop("id", None)
                 self.redis.lpush(self.ready, json.dumps(entry))
-        popped = self.redis.brpop([self.ready], timeout=timeout)
+        popped = self.blocking.brpop([self.ready], timeout=timeout)
         return json.loads(popped[1]) if popped else None
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
+        if not self.fallback.wait_idle(timeout):
+            return False
         while self.redis.llen(self.ready) or self.redis.zcard(self.delayed):
             if time.monotonic() > deadline:
                 return False
