@@ -11,7 +11,7 @@ import sys
 import time
 
 from runner.envfile import ensure_env_file, load_env_file
-from runner.suite import APPS, SIMULATOR_PORT, Suite, service_env, simulator_base_urls
+from runner.suite import APPS, SIMULATOR_PORT, Suite, metrics_ports_from, service_env, simulator_base_urls
 from shared.config import DEFAULT_PORTS, REPO_ROOT, ConfigError, load_settings
 
 DATABASE_SERVICES = ("auth", "keys", "chat", "quota")
@@ -69,6 +69,7 @@ def run() -> int:
     log_dir = settings.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     suite = Suite(env=service_env(env, ports), ports=ports, log_dir=log_dir)
+    suite.metrics_ports = metrics_ports_from(env.get("METRICS_PORT"))
     names = (["simulator"] if simulated else []) + ["auth", "keys", "quota", "chat", "gateway"]
     try:
         for name in names:

@@ -44,6 +44,11 @@ def ensure_env_file() -> None:
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     print(f"created {path.name} with fresh secrets (from .env.example)", flush=True)
+    print(
+        "  for docker compose, set APP_BASE_URL in it to the URL browsers will use"
+        " (e.g. http://localhost:8000 or https://keylm.example.com)",
+        flush=True,
+    )
 
 
 def _add_missing_pepper(path: Path) -> None:

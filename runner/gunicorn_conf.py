@@ -2,6 +2,8 @@
 
 import os
 import resource
+import shutil
+import tempfile
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -26,6 +28,48 @@ def on_starting(server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    _prepare_metrics(server)
+
+
+def _prepare_metrics(server):
+    """With METRICS_PORT, every worker writes its metrics into a directory of this master's own
+    (set before any worker imports prometheus_client), and the master serves their sum."""
+    from shared.config import metrics_port_from
+
+    server.keylm_metrics_port = metrics_port_from(os.environ)
+    if server.keylm_metrics_port is None:
+        return
+    directory = tempfile.mkdtemp(prefix="keylm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    server.keylm_metrics_dir = directory
+
+
+def when_ready(server):
+    port = getattr(server, "keylm_metrics_port", None)
+    if port is None:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    # The host the service itself is bound to: loopback under `make run` and the tests, every
+    # interface in a container (where only the service port is published).
+    host = server.address[0][0] if server.address and isinstance(server.address[0], tuple) else "127.0.0.1"
+    start_http_server(port, addr=host, registry=registry)
+    server.log.info("metrics on %s:%s", host, port)
+
+
+def child_exit(server, worker):
+    if getattr(server, "keylm_metrics_port", None) is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    directory = getattr(server, "keylm_metrics_dir", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_fork(server, worker):

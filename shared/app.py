@@ -22,8 +22,9 @@ from shared.metrics import init_metrics
 logger = logging.getLogger("keylm.request")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Paths any caller may reach on a service port: liveness and metrics, which hold no user data.
-OPEN_PATHS = ("/healthz", "/metrics")
+# Paths any caller may reach on a service port: liveness, which holds no user data. (Metrics are
+# on METRICS_PORT, not on the service's port.)
+OPEN_PATHS = ("/healthz",)
 
 
 def create_service_app(

@@ -371,6 +371,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def metrics_port_from(env: Mapping[str, str]) -> int | None:
+    """METRICS_PORT alone, validated like the rest: gunicorn's master reads it before any app
+    exists (and the simulator, which has no Settings, runs under the same gunicorn config)."""
+    raw = (env.get("METRICS_PORT") or "").strip()
+    if not raw:
+        return None
+    try:
+        return _port(raw)
+    except ValueError as exc:
+        raise ConfigError([f"METRICS_PORT {exc}"]) from None
+
+
 def secret_values(settings: Settings) -> list[str]:
     """The configured secrets whose exact values must never reach a log line."""
     keys = (settings.encryption_key, settings.encryption_key_previous)

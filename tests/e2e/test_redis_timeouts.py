@@ -111,6 +111,6 @@ def test_a_reset_request_is_answered_while_redis_is_silent(stalled_suite):
 @pytest.fixture
 def metrics_text():
     def read(suite: Suite, service: str) -> str:
-        return requests.get(suite.url(service) + "/metrics", timeout=10).text
+        return requests.get(suite.metrics_url(service), timeout=10).text
 
     return read

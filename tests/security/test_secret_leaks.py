@@ -216,6 +216,8 @@ def run(sec_suite, sim) -> Run:
     for name in SERVICES:
         for path in ("/healthz", "/metrics"):
             record_raw(run, direct(sec_suite, name, "GET", path))
+        record_raw(run, requests.get(sec_suite.metrics_url(name), timeout=10))
+    record_raw(run, requests.get(sec_suite.metrics_url("gateway"), timeout=10))
     anonymous = RecordingClient(sec_suite, run.journal)
     for path in ("/api/healthz", "/metrics", "/api/openapi.json", "/", "/reset"):
         anonymous.get(path)

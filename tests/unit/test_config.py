@@ -345,3 +345,16 @@ def test_hardening_defaults(env):
     assert settings.csrf_trusted_origins == ()
     assert settings.metrics_port is None
     assert settings.redis_socket_timeout == settings.redis_connect_timeout == 0.5
+
+
+def test_every_variable_is_documented_in_env_example():
+    from shared.config import _VARS, REPO_ROOT
+
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+
+    test_only = {"KEYLM_FAKE_CLOCK_FILE"}
+    assert sorted(set(_VARS) - documented - test_only) == []
