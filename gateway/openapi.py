@@ -490,7 +490,11 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                         400,
                         (401, "`invalid_credentials` (the same for an unknown email and a wrong password)"),
                         *write,
-                        429,
+                        (
+                            429,
+                            "`rate_limited`: too many logins from this IP, or too many failed ones "
+                            "for this email from this IP (other addresses are slowed down, not refused)",
+                        ),
                     ),
                 },
             }
@@ -570,6 +574,7 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                         *auth_write,
                         404,
                         413,
+                        (429, "`rate_limited`: KEY_CHECK_LIMIT_PER_MINUTE, per user and per IP"),
                         (503, "`upstream_unavailable`: the provider could not be reached (not stored)"),
                     ),
                 },
@@ -587,6 +592,7 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                         *auth_write,
                         404,
                         (409, "`key_not_active`: the key was revoked"),
+                        (429, "`rate_limited`: KEY_CHECK_LIMIT_PER_MINUTE (with adding keys)"),
                         (503, "`upstream_unavailable`: the provider could not be reached"),
                     ),
                 },
@@ -618,6 +624,7 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                         401,
                         404,
                         (409, "`key_not_active`: no active key (of that id) for this provider"),
+                        (429, "`rate_limited`: with `refresh`, MODEL_REFRESH_LIMIT_PER_MINUTE"),
                         502,
                         503,
                     ),
@@ -633,7 +640,16 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                 "requestBody": _optional_body("RefreshModelsRequest"),
                 "responses": {
                     "200": _ok("The fresh list (or the cached one, `stale: true`).", "ModelList"),
-                    **_errors(400, *auth_write, 404, (409, "`key_not_active`"), 413, 502, 503),
+                    **_errors(
+                        400,
+                        *auth_write,
+                        404,
+                        (409, "`key_not_active`"),
+                        413,
+                        (429, "`rate_limited`: MODEL_REFRESH_LIMIT_PER_MINUTE, per user and per IP"),
+                        502,
+                        503,
+                    ),
                 },
             },
         },
@@ -676,7 +692,9 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                             "catalog), `invalid_json`",
                         ),
                         *auth_write,
+                        (409, "`limit_reached`: MAX_THREADS_PER_USER or MAX_STORED_BYTES_PER_USER"),
                         413,
+                        (429, "`rate_limited`: THREAD_CREATE_LIMIT_PER_MINUTE, per user and per IP"),
                         502,
                         503,
                     ),
@@ -742,7 +760,8 @@ def _operations() -> dict[str, dict[str, dict[str, Any]]]:
                         (
                             409,
                             "`request_in_progress` (retryable: the same clientRequestId is still "
-                            "streaming), `key_not_active` (byok thread without an active key)",
+                            "streaming), `key_not_active` (byok thread without an active key), "
+                            "`limit_reached` (MAX_STORED_BYTES_PER_USER)",
                         ),
                         413,
                         (
