@@ -54,13 +54,19 @@ class JobQueue:
                 self._started = True
 
     def _work(self) -> None:
+        store_was_up = True
         while True:
             try:
                 entry = self._pop(POLL_SECONDS)
             except Exception as exc:  # the store is away: wait, never die
-                logger.warning("job queue unavailable: %s", type(exc).__name__)
+                if store_was_up:  # once per outage, not once a second
+                    logger.warning("job queue unavailable: %s", type(exc).__name__)
+                store_was_up = False
                 time.sleep(POLL_SECONDS)
                 continue
+            if not store_was_up:
+                logger.info("job queue available again")
+                store_was_up = True
             if entry is not None:
                 self._run(entry)
 

@@ -185,7 +185,7 @@ def healthz():
     healthy = all(status == "ok" for status in statuses.values())
     # Limits counted per process while Redis is unreachable still hold, but only per process:
     # "degraded" (the metric keylm_rate_limits_in_memory_fallback says the same), not down.
-    limits = "memory-fallback" if limits_on_fallback() else "ok"
+    limits = "memory-fallback" if limits_on_fallback(probe=True) else "ok"
     status = "ok" if healthy and limits == "ok" else "degraded"
     body = {"status": status, "services": statuses, "rateLimits": limits}
     return jsonify(body), 200 if healthy else 503

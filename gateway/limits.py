@@ -70,11 +70,22 @@ def init_limits(app: Flask, settings: Settings) -> None:
     limiter.init_app(app)
 
 
-def limits_on_fallback() -> bool:
+def limits_on_fallback(probe: bool = False) -> bool:
     """True while REDIS_URL is set but the limits are counted in this process's memory (Redis is
-    unreachable or too slow): they then hold per process, not for the whole deployment."""
+    unreachable or too slow): they then hold per process, not for the whole deployment. `probe`
+    also pings Redis (bounded by its timeouts), for a health check that must not wait for the next
+    limited request to find out."""
+    if not get_settings().redis_url:
+        return False
     # flask-limiter keeps this state privately; it has no public accessor for it.
-    return bool(get_settings().redis_url) and bool(getattr(limiter, "_storage_dead", False))
+    if getattr(limiter, "_storage_dead", False):
+        return True
+    if not probe:
+        return False
+    try:
+        return not limiter.storage.check()
+    except Exception:
+        return True
 
 
 # --- keys -----------------------------------------------------------------------------------------

@@ -224,3 +224,14 @@ def test_redaction_filter_masks_a_record_before_any_handler_formats_it():
 
     assert record.getMessage() == f"key {MASK}"
     assert record.detail == f"Bearer {MASK}"
+
+
+def test_emails_are_masked_in_rate_limit_log_lines(json_log):
+    log = json_log()
+
+    logging.getLogger("flask-limiter").info(
+        "ratelimit 5 per 1 minute (LIMITER/keylm/email:Alice.Smith+x@mail.example.com/login) exceeded"
+    )
+
+    assert "Alice.Smith" not in log.text and "mail.example.com" not in log.text
+    assert MASK in log.text
