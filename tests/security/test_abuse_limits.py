@@ -1,5 +1,5 @@
 """Abuse limits end to end (issue 10): no lock-out of the real user, no stolen-key checking, no
-flooding with threads, and the origins a browser may write from.
+flooding with threads, no second use of reset links, and the origins a browser may write from.
 
 The suite trusts one proxy hop (TRUSTED_PROXY_HOPS=1), so each test speaks from addresses of its
 own through `X-Forwarded-For`, as clients behind a reverse proxy would: limits keyed by address
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +20,7 @@ from runner.suite import Suite
 from tests.conftest import BACKENDS, unique_email
 from tests.e2e.conftest import launch_suite
 from tests.e2e.sse import BYOK_MODELS, Simulator
-from tests.security.conftest import RecordingClient, add_key, new_api_key
+from tests.security.conftest import RecordingClient, add_key, new_api_key, reset_token_from
 
 pytestmark = pytest.mark.e2e
 
@@ -272,3 +275,38 @@ def test_gateway_logs_the_origins_it_accepts_at_start(abuse_suite):
 
     for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", TRUSTED_ORIGIN):
         assert origin in line
+
+
+# --- item 2: one confirmed reset spends every outstanding link ------------------------------------
+def reset_links_to(suite: Suite, email: str, count: int, timeout: float = 10.0) -> list[str]:
+    """The tokens of the reset mails sent to `email`, once `count` of them are in the outbox."""
+    outbox = Path(suite.env["KEYLM_VAR_DIR"]) / "outbox"
+    deadline = time.monotonic() + timeout
+    while True:
+        mails = [
+            BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            for path in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+        ]
+        tokens = [reset_token_from(mail) for mail in mails if mail["To"] == email]
+        if len(tokens) >= count:
+            return tokens
+        assert time.monotonic() < deadline, f"{len(tokens)} of {count} reset mails arrived"
+        time.sleep(0.05)
+
+
+def test_confirming_one_reset_link_spends_every_other_one(abuse_suite):
+    owner = client_at(abuse_suite)
+    email = owner.register()["email"]
+    for _ in range(3):  # e.g. the owner asked twice, and someone with access to old mail once
+        assert owner.post("/api/auth/password-reset/request", json={"email": email}).status_code == 202
+    first, second, third = reset_links_to(abuse_suite, email, 3)
+    confirm = "/api/auth/password-reset/confirm"
+
+    assert owner.post(confirm, json={"token": second, "password": "the owner's new one"}).status_code == 200
+
+    for token in (first, third):
+        late = client_at(abuse_suite).post(confirm, json={"token": token, "password": "taken over!"})
+        assert late.status_code == 400
+        assert late.json()["error"]["code"] == "invalid_token"
+    assert login(client_at(abuse_suite), email, "the owner's new one").status_code == 200
+    assert login(client_at(abuse_suite), email, "taken over!").status_code == 401
