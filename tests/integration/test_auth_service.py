@@ -581,3 +581,15 @@ def test_healthz_is_open_and_checks_the_database(auth):
 
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "service": "auth", "checks": {"database": "ok"}}
+
+
+def test_unknown_email_dummy_hash_is_built_when_auth_starts(settings_for):
+    settings = settings_for(BCRYPT_ROUNDS="5")
+    auth_service.services.dummy_hash.cache_clear()
+
+    create_app(settings)
+
+    assert auth_service.services.dummy_hash.cache_info().currsize == 1
+    hits = auth_service.services.dummy_hash.cache_info().hits
+    auth_service.services.dummy_hash(settings.bcrypt_rounds, settings.password_pepper)
+    assert auth_service.services.dummy_hash.cache_info().hits == hits + 1  # no new hash at login time
