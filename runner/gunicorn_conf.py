@@ -4,6 +4,7 @@ import os
 import resource
 import shutil
 import tempfile
+from pathlib import Path
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -34,20 +35,24 @@ def on_starting(server):
 def _prepare_metrics(server):
     """With METRICS_PORT, every worker writes its metrics into a directory of this master's own
     (set before any worker imports prometheus_client), and the master serves their sum."""
-    from shared.config import metrics_port_from
+    from shared.config import REPO_ROOT, metrics_port_from
 
     server.keylm_metrics_port = metrics_port_from(os.environ)
     if server.keylm_metrics_port is None:
         return
-    directory = tempfile.mkdtemp(prefix="keylm-metrics-")
+    # Under the var dir (not /tmp): a master that was killed outright leaves it where its data is.
+    parent = Path(os.environ.get("KEYLM_VAR_DIR") or REPO_ROOT / "var") / "metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    directory = tempfile.mkdtemp(prefix="master-", dir=parent)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     server.keylm_metrics_dir = directory
 
 
 def when_ready(server):
     port = getattr(server, "keylm_metrics_port", None)
-    if port is None:
-        return
+    if port is None or getattr(server, "keylm_metrics_served", False):
+        return  # (a reload runs this hook again; the server from the first run goes on)
+    server.keylm_metrics_served = True
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
     registry = CollectorRegistry()
