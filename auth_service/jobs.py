@@ -219,9 +219,7 @@ def init_jobs(app: Flask, settings: Settings, handler: Callable[[Flask, Job], No
         with app.app_context():
             handler(app, job)
 
-    queue_class = (
-        RedisJobQueue if settings.redis_url and settings.redis_url.startswith("redis") else LocalJobQueue
-    )
+    queue_class = RedisJobQueue if settings.uses_redis else LocalJobQueue
     queue = queue_class(settings, run_in_app)
     app.extensions["keylm.jobs"] = queue
 

@@ -37,7 +37,7 @@ def init_limits(app: Flask, settings: Settings) -> None:
                 "socket_connect_timeout": settings.redis_connect_timeout,
                 "socket_timeout": settings.redis_socket_timeout,
             }
-            if settings.redis_url
+            if settings.uses_redis
             else {}
         ),
         RATELIMIT_KEY_PREFIX=settings.rate_limit_key_prefix,
@@ -75,7 +75,7 @@ def limits_on_fallback(probe: bool = False) -> bool:
     unreachable or too slow): they then hold per process, not for the whole deployment. `probe`
     also pings Redis (bounded by its timeouts), for a health check that must not wait for the next
     limited request to find out."""
-    if not get_settings().redis_url:
+    if not get_settings().uses_redis:
         return False
     # flask-limiter keeps this state privately; it has no public accessor for it.
     if getattr(limiter, "_storage_dead", False):

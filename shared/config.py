@@ -88,6 +88,11 @@ class Settings:
         return self.database_url is None or self.database_url.startswith("sqlite")
 
     @property
+    def uses_redis(self) -> bool:
+        """REDIS_URL names a real Redis (not `memory://`)."""
+        return bool(self.redis_url) and self.redis_url.startswith(("redis://", "rediss://"))
+
+    @property
     def session_cookie_name(self) -> str:
         """`__Host-` over HTTPS: the browser then refuses it unless Secure, Path=/ and no Domain, so a
         sibling subdomain cannot plant or overwrite it."""

@@ -358,3 +358,14 @@ def test_every_variable_is_documented_in_env_example():
 
     test_only = {"KEYLM_FAKE_CLOCK_FILE"}
     assert sorted(set(_VARS) - documented - test_only) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [(None, False), ("memory://", False), ("redis://127.0.0.1:6379/0", True), ("rediss://cache:6380", True)],
+)
+def test_uses_redis_only_for_a_real_redis_url(env, url, expected):
+    if url:
+        env["REDIS_URL"] = url
+
+    assert load_settings(env).uses_redis is expected
