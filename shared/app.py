@@ -95,7 +95,8 @@ def _register_streamed_body_limit(app: Flask, max_bytes: int) -> None:
         hand on the truncated bytes (a confusing 400 invalid_json). Read it here, one byte past the
         limit, and answer 413 like a declared one; otherwise keep it as if its length was declared."""
         environ = request.environ
-        if request.content_length is not None or "wsgi.input_terminated" not in environ:
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not chunked or request.content_length is not None or "wsgi.input_terminated" not in environ:
             return
         body = environ["wsgi.input"].read(max_bytes + 1)
         if len(body) > max_bytes:
