@@ -1,6 +1,6 @@
 """auth_service HTTP API (reached only through the gateway, with an internal credential)."""
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from auth_service import services
 from auth_service.schemas import (
@@ -66,7 +66,7 @@ def me():
 @bp.post("/api/auth/password-reset/request")
 def password_reset_request():
     data = load_json(ResetRequestSchema())
-    services.request_password_reset(get_settings(), data["email"])
+    services.request_password_reset(current_app.extensions["keylm.jobs"], data["email"])
     return {"ok": True}, 202
 
 

@@ -87,7 +87,11 @@ DOC = ServiceDoc(
                         400,
                         (401, "`invalid_credentials` (the same for an unknown email and a wrong password)"),
                         *WRITE,
-                        429,
+                        (
+                            429,
+                            "`rate_limited`: too many logins from this IP, or too many failed ones "
+                            "for this email from this IP (other addresses are slowed down, not refused)",
+                        ),
                     ),
                 },
             }

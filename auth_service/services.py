@@ -15,14 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from auth_service.errors import EmailTaken, InvalidCredentials, InvalidResetToken, InvalidVerificationToken
+from auth_service.jobs import JobQueue
 from auth_service.mail import send_mail
 from auth_service.models import EmailVerificationToken, PasswordResetToken, Session, User
-from auth_service.passwords import hash_password, verify_password
+from auth_service.passwords import hash_password, needs_upgrade, verify_password
 from shared.config import Settings
 from shared.db import db, utcnow
 from shared.tokens import session_codec
 
 logger = logging.getLogger(__name__)
+
+PASSWORD_RESET_JOB = "password_reset"  # noqa: S105 (a job name)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ def normalize_email(email: str) -> str:
 
 def register_user(settings: Settings, email: str, password: str) -> SignedIn:
     """Create an account and its first session; 409 email_taken if the email is in use."""
-    password_hash = hash_password(password, settings.bcrypt_rounds)
+    password_hash = hash_password(password, settings.bcrypt_rounds, settings.password_pepper)
     user = User(email=normalize_email(email), password_hash=password_hash)
     db.session.add(user)
     try:
@@ -54,20 +57,26 @@ def register_user(settings: Settings, email: str, password: str) -> SignedIn:
 
 
 @functools.cache
-def _dummy_hash(rounds: int) -> str:
-    """Checked when the email is unknown, so both failures cost the same bcrypt work."""
-    return hash_password(secrets.token_hex(16), rounds)
+def dummy_hash(rounds: int, pepper: str) -> str:
+    """Checked when the email is unknown, so both failures cost the same bcrypt work. Built at start
+    (the factory calls it), so the first unknown-email login does not pay for making it."""
+    return hash_password(secrets.token_hex(16), rounds, pepper)
 
 
 def authenticate(settings: Settings, email: str, password: str) -> SignedIn:
     """Check the password and start a session; the same 401 for an unknown email or a wrong password."""
     user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
     if user is None:
-        verify_password(password, _dummy_hash(settings.bcrypt_rounds))
+        dummy = dummy_hash(settings.bcrypt_rounds, settings.password_pepper)
+        verify_password(password, dummy, settings.password_pepper)
         raise InvalidCredentials()
-    if not verify_password(password, user.password_hash):
+    if not verify_password(password, user.password_hash, settings.password_pepper):
         logger.info("login failed", extra={"user_id": user.id})
         raise InvalidCredentials()
+    if needs_upgrade(user.password_hash):
+        # Made before the pepper: the password was just proven, so store it the current way.
+        user.password_hash = hash_password(password, settings.bcrypt_rounds, settings.password_pepper)
+        logger.info("password hash upgraded", extra={"user_id": user.id})
     signed_in = _start_session(settings, user)
     db.session.commit()
     return signed_in
@@ -111,8 +120,23 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def request_password_reset(settings: Settings, email: str) -> None:
-    """Mail a one-time reset link if the account exists; says nothing either way."""
+def request_password_reset(jobs: JobQueue, email: str) -> None:
+    """Queue the reset: the same (tiny) work whether or not the account exists, so the answer
+    cannot tell; an unreachable mail server is retried by the job, never seen by the caller."""
+    jobs.enqueue({"kind": PASSWORD_RESET_JOB, "email": normalize_email(email)})
+
+
+def run_job(settings: Settings, job: dict) -> None:
+    """One queued job (raise to have it retried)."""
+    if job.get("kind") == PASSWORD_RESET_JOB:
+        mail_password_reset(settings, job["email"])
+    else:
+        logger.error("unknown job dropped", extra={"job": job.get("kind")})
+
+
+def mail_password_reset(settings: Settings, email: str) -> None:
+    """Mail a one-time reset link if the account exists. A retry after a failed send makes a new
+    token: the unsent one's plaintext was never shown to anyone, and it expires unused."""
     user = db.session.scalar(sa.select(User).where(User.email == normalize_email(email)))
     if user is None:
         logger.info("password reset requested for an unknown email")
@@ -142,7 +166,7 @@ def request_password_reset(settings: Settings, email: str) -> None:
 
 
 def confirm_password_reset(settings: Settings, token: str, new_password: str) -> None:
-    """Spend the token (once), set the password, and end every session of that user."""
+    """Spend the token and every other unused one of that user, set the password, end every session."""
     now = utcnow()
     # One conditional UPDATE spends the token, so two concurrent confirms cannot both succeed.
     user_id = db.session.scalar(
@@ -158,10 +182,17 @@ def confirm_password_reset(settings: Settings, token: str, new_password: str) ->
     if user_id is None:
         db.session.rollback()
         raise InvalidResetToken()
+    # Every other outstanding link of this user dies with this one: a second mailed token must not
+    # set the password again (an attacker holding an older mail would otherwise win it back).
+    db.session.execute(
+        sa.update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user_id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
     db.session.execute(
         sa.update(User)
         .where(User.id == user_id)
-        .values(password_hash=hash_password(new_password, settings.bcrypt_rounds))
+        .values(password_hash=hash_password(new_password, settings.bcrypt_rounds, settings.password_pepper))
     )
     db.session.execute(
         sa.update(Session)

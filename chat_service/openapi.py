@@ -304,6 +304,7 @@ DOC = ServiceDoc(
                         401,
                         404,
                         (409, "`key_not_active`: no active key (of that id) for this provider"),
+                        (429, "`rate_limited`: with `refresh`, MODEL_REFRESH_LIMIT_PER_MINUTE"),
                         502,
                         503,
                     ),
@@ -319,7 +320,16 @@ DOC = ServiceDoc(
                 "requestBody": body("RefreshModelsRequest", required=False),
                 "responses": {
                     "200": ok("The fresh list (or the cached one, `stale: true`).", "ModelList"),
-                    **errors(400, *AUTH_WRITE, 404, (409, "`key_not_active`"), 413, 502, 503),
+                    **errors(
+                        400,
+                        *AUTH_WRITE,
+                        404,
+                        (409, "`key_not_active`"),
+                        413,
+                        (429, "`rate_limited`: MODEL_REFRESH_LIMIT_PER_MINUTE, per user and per IP"),
+                        502,
+                        503,
+                    ),
                 },
             },
         },
@@ -353,7 +363,9 @@ DOC = ServiceDoc(
                             "catalog), `invalid_json`",
                         ),
                         *AUTH_WRITE,
+                        (409, "`limit_reached`: MAX_THREADS_PER_USER or MAX_STORED_BYTES_PER_USER"),
                         413,
+                        (429, "`rate_limited`: THREAD_CREATE_LIMIT_PER_MINUTE, per user and per IP"),
                         502,
                         503,
                     ),
@@ -420,7 +432,8 @@ DOC = ServiceDoc(
                             409,
                             "`request_in_progress` (retryable: the same clientRequestId is still "
                             "streaming), `idempotency_mismatch` (the clientRequestId was used for "
-                            "different content), `key_not_active` (byok thread without an active key)",
+                            "different content), `key_not_active` (byok thread without an active key), "
+                            "`limit_reached` (MAX_STORED_BYTES_PER_USER)",
                         ),
                         413,
                         (

@@ -29,7 +29,7 @@ from chat_service.free_limits import (
 )
 from chat_service.models import Message, Thread
 from chat_service.schemas import message_schema
-from chat_service.threads import INTERRUPTED, fail_orphaned_replies, get_thread
+from chat_service.threads import INTERRUPTED, ensure_storage_room, fail_orphaned_replies, get_thread
 from chat_service.upstream import (
     ResolvedKey,
     Upstream,
@@ -106,6 +106,7 @@ def start_send(
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
     _check_stream_cap(user_id, upstream.settings)
+    ensure_storage_room(upstream.settings, user_id, len(content.encode("utf-8")))
     free = thread.mode == "free"
     if free:
         check_free_message(upstream.settings, content)

@@ -18,8 +18,9 @@ from chat_service.catalog import catalog_has_model
 from chat_service.free_limits import check_free_system_prompt, free_thread_settings
 from chat_service.models import Message, Thread
 from chat_service.upstream import Upstream
+from shared.config import Settings
 from shared.db import db, utcnow
-from shared.errors import APIError, NotFound, ValidationFailed
+from shared.errors import APIError, Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,56 @@ def get_thread(user_id: str, thread_id: str) -> Thread:
     return thread
 
 
+class LimitReached(Conflict):
+    code = "limit_reached"
+
+
+def _stored_bytes(column) -> sa.ColumnElement[int]:
+    # Bytes, not characters: SQLite counts a BLOB's bytes; Postgres has octet_length.
+    if db.engine.dialect.name == "postgresql":
+        return sa.func.coalesce(sa.func.sum(sa.func.octet_length(column)), 0)
+    return sa.func.coalesce(sa.func.sum(sa.func.length(sa.cast(column, sa.LargeBinary))), 0)
+
+
+def stored_bytes(user_id: str) -> int:
+    """What the user keeps with us: every system prompt and every message's text."""
+    prompts = db.session.scalar(
+        sa.select(_stored_bytes(Thread.system_prompt)).where(Thread.user_id == user_id)
+    )
+    messages = db.session.scalar(
+        sa.select(_stored_bytes(Message.content))
+        .join(Thread, Thread.id == Message.thread_id)
+        .where(Thread.user_id == user_id)
+    )
+    return int(prompts or 0) + int(messages or 0)
+
+
+def ensure_storage_room(settings: Settings, user_id: str, adding: int) -> None:
+    """409 limit_reached when `adding` bytes would take the user past MAX_STORED_BYTES_PER_USER.
+
+    Read, then written by the caller: concurrent writes may overshoot by what the per-minute limits
+    let through, which a size cap can afford (unlike the quota counters).
+    """
+    if stored_bytes(user_id) + adding > settings.max_stored_bytes_per_user:
+        raise LimitReached(
+            "You have stored as much text as one account may; delete some threads first.",
+            details={"limit": "storedBytes", "max": settings.max_stored_bytes_per_user},
+        )
+
+
+def _ensure_thread_room(settings: Settings, user_id: str, system_prompt: str | None) -> None:
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(Thread).where(Thread.user_id == user_id))
+    if count >= settings.max_threads_per_user:
+        raise LimitReached(
+            "You have as many threads as one account may; delete some first.",
+            details={"limit": "threads", "max": settings.max_threads_per_user},
+        )
+    ensure_storage_room(settings, user_id, len((system_prompt or "").encode("utf-8")))
+
+
 def create_thread(upstream: Upstream, user_id: str, data: dict[str, Any]) -> Thread:
     """A free thread (the free Groq model) or a byok one (a model from an active key's catalog)."""
+    _ensure_thread_room(upstream.settings, user_id, data.get("systemPrompt"))
     settings = {k: v for k, v in (data.get("settings") or {}).items() if v is not None}
     if data["mode"] == "free":
         check_free_system_prompt(upstream.settings, data.get("systemPrompt"))

@@ -9,12 +9,22 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from gateway.limits import (
+    email_and_ip,
     email_in_body,
+    hold,
+    key_checks,
     limiter,
+    limits_on_fallback,
+    login_failed,
     login_per_email,
     login_per_ip,
+    login_slowdown_seconds,
+    model_refreshes,
+    not_a_model_refresh,
     per_minute,
+    record_login_failure,
     register_per_ip,
+    thread_creations,
 )
 from gateway.proxy import clear_session_cookie, forward
 from gateway.sessions import current_identity, require_identity
@@ -76,9 +86,15 @@ def drop_dead_session_cookie(response):
 # --- auth -------------------------------------------------------------------------------------
 @bp.post("/api/auth/login")
 @limiter.limit(login_per_ip)
-@limiter.limit(login_per_email, key_func=email_in_body)
+# Only failures count, and only from this address: someone guessing elsewhere cannot lock the
+# real user out. Across addresses the same email is slowed down instead (login_slowdown_seconds).
+@limiter.limit(login_per_email, key_func=email_and_ip, deduct_when=login_failed)
 def login():
-    return _public("auth")
+    hold(login_slowdown_seconds())
+    response = _public("auth")
+    if login_failed(response):
+        record_login_failure()
+    return response
 
 
 @bp.post("/api/auth/register")
@@ -122,12 +138,18 @@ def auth_session_routes():
 @bp.route("/api/providers/<provider>/keys", methods=["GET", "POST"])
 @bp.post("/api/providers/<provider>/keys/<key_id>/validate")
 @bp.delete("/api/providers/<provider>/keys/<key_id>")
+# Adding and re-validating both call the provider with the submitted key: limited together, per
+# user and per address, so KeyLM cannot be used to check stolen keys in bulk.
+@limiter.limit(key_checks, key_func=_user_or_ip, methods=["POST"])
+@limiter.limit(key_checks, key_func=get_remote_address, methods=["POST"])
 def provider_keys(provider: str, key_id: str = ""):
     return _as_user("keys")
 
 
 @bp.get("/api/providers/<provider>/models")
 @bp.post("/api/providers/<provider>/models/refresh")
+@limiter.limit(model_refreshes, key_func=_user_or_ip, exempt_when=not_a_model_refresh)
+@limiter.limit(model_refreshes, key_func=get_remote_address, exempt_when=not_a_model_refresh)
 def provider_models(provider: str):
     return _as_user("chat")
 
@@ -141,6 +163,8 @@ def send_message(thread_id: str):
 
 @bp.route("/api/threads", methods=["GET", "POST"])
 @bp.route("/api/threads/<thread_id>", methods=["GET", "PATCH", "DELETE"])
+@limiter.limit(thread_creations, key_func=_user_or_ip, methods=["POST"])
+@limiter.limit(thread_creations, key_func=get_remote_address, methods=["POST"])
 def threads(thread_id: str = ""):
     return _as_user("chat")
 
@@ -171,5 +195,9 @@ def healthz():
             )
         )
     healthy = all(status == "ok" for status in statuses.values())
-    body = {"status": "ok" if healthy else "degraded", "services": statuses}
+    # Limits counted per process while Redis is unreachable still hold, but only per process:
+    # "degraded" (the metric keylm_rate_limits_in_memory_fallback says the same), not down.
+    limits = "memory-fallback" if limits_on_fallback(probe=True) else "ok"
+    status = "ok" if healthy and limits == "ok" else "degraded"
+    body = {"status": status, "services": statuses, "rateLimits": limits}
     return jsonify(body), 200 if healthy else 503

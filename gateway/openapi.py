@@ -18,9 +18,10 @@ INFO = {
     "version": API_VERSION,
     "description": "The public HTTP contract of KeyLM (the gateway). JSON bodies with camelCase "
     "keys; every error is the `Error` envelope; every response carries `X-Request-Id`. "
-    f"Authentication is the `{COOKIE_NAME}` cookie. CSRF: a state-changing request that "
-    "carries the cookie is refused with `403 csrf_failed` unless its `Origin` (or, without "
-    "one, its `Referer`) is the app's own origin (APP_BASE_URL). Strings in a request body "
+    f"Authentication is the `{COOKIE_NAME}` cookie (`__Host-{COOKIE_NAME}` over HTTPS). CSRF: a "
+    "state-changing request that carries the cookie is refused with `403 csrf_failed` unless "
+    "its `Origin` (or, without one, its `Referer`) is an accepted origin (APP_BASE_URL, "
+    "CSRF_TRUSTED_ORIGINS). Strings in a request body "
     "must not contain NUL (U+0000) or unpaired surrogates (`400 invalid_json`).",
 }
 SECURITY = [{"sessionCookie": []}]
@@ -36,6 +37,14 @@ class ServiceStatesSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["ok", "degraded"]))
     services = fields.Nested(ServiceStatesSchema, required=True)
+    rateLimits = fields.String(
+        required=True,
+        validate=validate.OneOf(["ok", "memory-fallback"]),
+        metadata={
+            "description": "`memory-fallback` while Redis is unreachable and limits are counted per "
+            "process (status is then `degraded`, still 200)"
+        },
+    )
 
 
 DOC = ServiceDoc(
@@ -52,8 +61,9 @@ DOC = ServiceDoc(
     headers={
         # auth_service's register, login and logout answers refer to it.
         "Set-Cookie": {
-            "description": f"`{COOKIE_NAME}=...; HttpOnly; SameSite=Lax; Path=/` (and `Secure` with "
-            "COOKIE_SECURE=true): the session.",
+            "description": f"`{COOKIE_NAME}=...; HttpOnly; SameSite=Lax; Path=/`; with "
+            "COOKIE_SECURE=true (the default when APP_BASE_URL is https) it is "
+            f"`__Host-{COOKIE_NAME}` and `Secure`: the session.",
             "schema": {"type": "string"},
         }
     },
@@ -65,7 +75,7 @@ DOC = ServiceDoc(
                 "summary": "Health of the gateway and every internal service",
                 "security": NO_SESSION,
                 "responses": {
-                    "200": ok("Every service is up.", "Health"),
+                    "200": ok("Every service is up (`degraded` when limits run in memory).", "Health"),
                     "503": ok("A service is down or degraded; it is marked.", "Health"),
                     **errors(),
                 },

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import requests
 from flask import Response, g, request, stream_with_context
 
-from gateway.sessions import COOKIE_NAME, Identity
+from gateway.sessions import Identity
 from shared.http import ServiceClient, error_from_response
 from shared.metrics import OPEN_STREAMS
 from shared.sse import PING, PING_BYTES, iter_arriving, pump
@@ -101,7 +101,7 @@ def _apply_session_headers(upstream: requests.Response, response: Response) -> N
     token = upstream.headers.get(SET_SESSION_HEADER)
     if token:
         response.set_cookie(
-            COOKIE_NAME,
+            settings.session_cookie_name,
             token,
             max_age=settings.session_ttl_hours * 3600,
             httponly=True,
@@ -116,5 +116,5 @@ def _apply_session_headers(upstream: requests.Response, response: Response) -> N
 def clear_session_cookie(response: Response) -> None:
     settings = get_settings()
     response.delete_cookie(
-        COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=settings.cookie_secure
+        settings.session_cookie_name, path="/", httponly=True, samesite="Lax", secure=settings.cookie_secure
     )

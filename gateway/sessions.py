@@ -11,6 +11,7 @@ from shared.http import ServiceClient, error_from_response
 from shared.tokens import TokenInvalid, session_codec
 from shared.web import get_settings
 
+# Over plain HTTP; with COOKIE_SECURE the cookie is `__Host-keylm_session` (Settings.session_cookie_name).
 COOKIE_NAME = "keylm_session"
 
 
@@ -23,7 +24,7 @@ class Identity:
 def current_identity(client: ServiceClient) -> Identity | None:
     """The signed-in user of this request, or None; checked once per request."""
     if "identity" not in g:
-        g.identity = _resolve(client, request.cookies.get(COOKIE_NAME))
+        g.identity = _resolve(client, request.cookies.get(get_settings().session_cookie_name))
     return g.identity
 
 

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from keys_service.crypto import DecryptionFailed, KeyBinding, KeyCipher, mask_key
 from keys_service.errors import KeyCheckUnavailable, KeyInvalid, KeyNotActive, KeyUnreadable
-from keys_service.models import ACTIVE, INVALID, REVOKED, AuditLog, ProviderKey, new_id
+from keys_service.models import ACTIVE, INVALID, REVOKED, SCHEMA, AuditLog, ProviderKey, new_id
 from shared.config import Settings
-from shared.db import db, utcnow
+from shared.db import checkpoint_sqlite, db, utcnow
 from shared.errors import NotFound
 from shared.providers import PROVIDERS, KeyCheck, ProviderAdapter, get_adapter
 
@@ -164,6 +164,7 @@ def revoke_key(user_id: str, provider: str, key_id: str) -> None:
         _audit(user_id, REVOKE, provider, key.id, previousStatus=previous_status)
     db.session.commit()
     if revoked:
+        checkpoint_sqlite(SCHEMA)  # the old ciphertext must not wait in the WAL file
         logger.info("provider key revoked", extra={"key_id": key.id})
 
 

@@ -19,6 +19,7 @@ from runner.suite import (
     SIMULATOR_PORT,
     StartInterrupted,
     Suite,
+    metrics_ports_from,
     migrate_all,
     service_env,
     simulator_base_urls,
@@ -98,7 +99,8 @@ def run() -> int:
     simulated = not settings.groq_api_key
     if simulated:
         ports["simulator"] = int(env.get("SIMULATOR_PORT") or SIMULATOR_PORT)
-    busy = busy_ports_message(ports)
+    metrics_ports = metrics_ports_from(env.get("METRICS_PORT"))
+    busy = busy_ports_message({**ports, **{f"{name} metrics": port for name, port in metrics_ports.items()}})
     if busy:
         print(busy, file=sys.stderr)
         return 1
@@ -124,6 +126,7 @@ def run() -> int:
     log_dir = settings.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     suite = Suite(env=service_env(env, ports), ports=ports, log_dir=log_dir)
+    suite.metrics_ports = metrics_ports
     names = (["simulator"] if simulated else []) + ["auth", "keys", "quota", "chat", "gateway"]
     try:
         for name in names:

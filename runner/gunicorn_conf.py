@@ -3,7 +3,10 @@
 import math
 import os
 import resource
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -33,6 +36,52 @@ def on_starting(server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    _prepare_metrics(server)
+
+
+def _prepare_metrics(server):
+    """With METRICS_PORT, every worker writes its metrics into a directory of this master's own
+    (set before any worker imports prometheus_client), and the master serves their sum."""
+    from shared.config import REPO_ROOT, metrics_port_from
+
+    server.keylm_metrics_port = metrics_port_from(os.environ)
+    if server.keylm_metrics_port is None:
+        return
+    # Under the var dir (not /tmp): a master that was killed outright leaves it where its data is.
+    parent = Path(os.environ.get("KEYLM_VAR_DIR") or REPO_ROOT / "var") / "metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    directory = tempfile.mkdtemp(prefix="master-", dir=parent)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    server.keylm_metrics_dir = directory
+
+
+def when_ready(server):
+    port = getattr(server, "keylm_metrics_port", None)
+    if port is None or getattr(server, "keylm_metrics_served", False):
+        return  # (a reload runs this hook again; the server from the first run goes on)
+    server.keylm_metrics_served = True
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    # The host the service itself is bound to: loopback under `make run` and the tests, every
+    # interface in a container (where only the service port is published).
+    host = server.address[0][0] if server.address and isinstance(server.address[0], tuple) else "127.0.0.1"
+    start_http_server(port, addr=host, registry=registry)
+    server.log.info("metrics on %s:%s", host, port)
+
+
+def child_exit(server, worker):
+    if getattr(server, "keylm_metrics_port", None) is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    directory = getattr(server, "keylm_metrics_dir", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -42,7 +42,10 @@ def busy_ports_message(ports: dict[str, int]) -> str | None:
     holder = port_holder(port)
     held_by = f"is in use by {holder}" if holder else "is in use by another program"
     more = f" (and {len(busy) - 1} more of its ports)" if len(busy) > 1 else ""
-    variable = "SIMULATOR_PORT" if name == "simulator" else f"{name.upper()}_PORT"
+    if name == "simulator" or name.endswith(" metrics"):
+        variable = "SIMULATOR_PORT" if name == "simulator" else "METRICS_PORT"
+    else:
+        variable = f"{name.upper()}_PORT"
     return (
         f"KeyLM not started: port {port} ({name}) {held_by}{more}. "
         f"Stop that program (another `make run`?) or set {variable}."

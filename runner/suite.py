@@ -85,9 +85,21 @@ class Suite:
     ports: dict[str, int]
     log_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Each service's METRICS_PORT (its gunicorn master serves /metrics there, not on the service port).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+
+    def process_env(self, name: str) -> dict[str, str]:
+        """The suite's environment with this process's own METRICS_PORT (or none)."""
+        env = {k: v for k, v in self.env.items() if k != "METRICS_PORT"}
+        if name in self.metrics_ports:
+            env["METRICS_PORT"] = str(self.metrics_ports[name])
+        return env
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -107,7 +119,7 @@ class Suite:
         self.processes[name] = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env=self.env,
+            env=self.process_env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -195,6 +207,13 @@ def migrate_all(env: Mapping[str, str]) -> bool:
     return subprocess.run(command, cwd=REPO_ROOT, env=dict(env), start_new_session=True).returncode == 0
 
 
+def metrics_ports_from(base: str | int | None) -> dict[str, int]:
+    """`make run`: METRICS_PORT is the gateway's, the services take the next four ports."""
+    if not base:
+        return {}
+    return {name: int(base) + offset for offset, name in enumerate(("gateway", *BACKEND_ORDER[:4]))}
+
+
 def start_suite(
     base_env: Mapping[str, str],
     log_dir: Path,
@@ -202,6 +221,7 @@ def start_suite(
     ports: Mapping[str, int] | None = None,
     with_simulator: bool = True,
     migrate: bool = True,
+    metrics_ports: Mapping[str, int] | None = None,
 ) -> Suite:
     """Migrate, then start the simulator (optional) and the five services, and wait for health."""
     ports = dict(ports or {name: free_port() for name in APPS})
@@ -210,6 +230,7 @@ def start_suite(
     if migrate and not migrate_all(env):
         raise RuntimeError("migrating the databases failed (see the output above)")
     suite = Suite(env=env, ports=ports, log_dir=log_dir)
+    suite.metrics_ports = dict(metrics_ports or {name: free_port() for name in BACKEND_ORDER})
     try:
         names = (["simulator"] if with_simulator else []) + list(BACKEND_ORDER)
         for name in names:

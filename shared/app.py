@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -12,7 +13,7 @@ from flask import Blueprint, Flask, g, jsonify, request
 
 from shared.config import Settings, load_settings, secret_values
 from shared.db import check_database, init_database
-from shared.errors import NotFound, register_error_handlers
+from shared.errors import NotFound, PayloadTooLarge, register_error_handlers
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
 from shared.internal_auth import InternalCredentials
 from shared.logging import configure_logging
@@ -21,8 +22,9 @@ from shared.metrics import init_metrics
 logger = logging.getLogger("keylm.request")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Paths any caller may reach on a service port: liveness and metrics, which hold no user data.
-OPEN_PATHS = ("/healthz", "/metrics")
+# Paths any caller may reach on a service port: liveness, which holds no user data. (Metrics are
+# on METRICS_PORT, not on the service's port.)
+OPEN_PATHS = ("/healthz",)
 
 
 def create_service_app(
@@ -48,6 +50,7 @@ def create_service_app(
     configure_logging(name, settings.log_level, secret_values(settings))
     register_error_handlers(app)
     _register_request_id(app)
+    _register_streamed_body_limit(app, settings.max_body_bytes)
     if not public:
         _register_internal_auth(app, name, InternalCredentials(settings.internal_secret))
     _register_nul_path_guard(app)
@@ -83,6 +86,24 @@ def _register_request_id(app: Flask) -> None:
                 },
             )
         return response
+
+
+def _register_streamed_body_limit(app: Flask, max_bytes: int) -> None:
+    @app.before_request
+    def refuse_oversized_streamed_body():
+        """A chunked body declares no length: werkzeug would stop reading at MAX_CONTENT_LENGTH and
+        hand on the truncated bytes (a confusing 400 invalid_json). Read it here, one byte past the
+        limit, and answer 413 like a declared one; otherwise keep it as if its length was declared."""
+        environ = request.environ
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not chunked or request.content_length is not None or "wsgi.input_terminated" not in environ:
+            return
+        body = environ["wsgi.input"].read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise PayloadTooLarge()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def _register_internal_auth(app: Flask, name: str, credentials: InternalCredentials) -> None:

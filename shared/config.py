@@ -31,6 +31,7 @@ class Settings:
 
     auth_secret: str = field(repr=False)
     internal_secret: str = field(repr=False)
+    password_pepper: str = field(repr=False)
     encryption_key: bytes = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
     database_url: str | None = field(repr=False)  # may hold a password
@@ -52,14 +53,27 @@ class Settings:
     rate_limit_key_prefix: str
     login_limit_per_ip: int
     login_limit_per_email: int
+    login_slowdown_after: int
+    login_slowdown_max_seconds: float
     register_limit_per_ip: int
+    key_check_limit_per_minute: int
+    model_refresh_limit_per_minute: int
+    thread_create_limit_per_minute: int
+    max_threads_per_user: int
+    max_stored_bytes_per_user: int
+    trusted_proxy_hops: int
+    redis_connect_timeout: float
+    redis_socket_timeout: float
     password_reset_ttl_minutes: int
     session_ttl_hours: int
     app_base_url: str
+    csrf_trusted_origins: tuple[str, ...]
     cookie_secure: bool
     smtp_url: str | None = field(repr=False)
     mail_from: str
     mail_outbox_dir: Path
+    mail_max_attempts: int
+    mail_retry_seconds: float
     provider_base_urls: Mapping[str, str]
     provider_connect_timeout: float
     provider_read_timeout: float
@@ -75,6 +89,7 @@ class Settings:
     log_level: str
     # Set by the runner that started the process; /healthz repeats it so the runner knows its own.
     instance_id: str | None = None
+    metrics_port: int | None = None
     # Test-only: when set, quota_service reads "now" from this file (ISO 8601) so tests can cross
     # midnight in real processes. Never set it in production.
     fake_clock_file: Path | None = None
@@ -82,6 +97,17 @@ class Settings:
     @property
     def uses_sqlite(self) -> bool:
         return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def uses_redis(self) -> bool:
+        """REDIS_URL names a real Redis (not `memory://`)."""
+        return bool(self.redis_url) and self.redis_url.startswith(("redis://", "rediss://"))
+
+    @property
+    def session_cookie_name(self) -> str:
+        """`__Host-` over HTTPS: the browser then refuses it unless Secure, Path=/ and no Domain, so a
+        sibling subdomain cannot plant or overwrite it."""
+        return "__Host-keylm_session" if self.cookie_secure else "keylm_session"
 
 
 def _text(value: str) -> str:
@@ -116,6 +142,23 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive_int(value)
+    if number > 65535:
+        raise ValueError("must be a TCP port (1-65535)")
+    return number
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -140,6 +183,18 @@ def _http_url(value: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000")
     return value.strip().rstrip("/")
+
+
+def _origin_list(value: str) -> tuple[str, ...]:
+    origins = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        parsed = urlparse(item)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+            raise ValueError("must be a comma-separated list of origins such as https://keylm.example.com")
+        origins.append(f"{parsed.scheme}://{parsed.netloc}".lower())
+    return tuple(origins)
 
 
 def _database_url(value: str) -> str:
@@ -187,11 +242,14 @@ _VARS: dict[str, _Var] = {
     for v in (
         _Var("APP_AUTH_SECRET", _secret),
         _Var("INTERNAL_AUTH_SECRET", _secret),
+        _Var("PASSWORD_PEPPER", _secret),
         _Var("APP_ENCRYPTION_KEY", _aes_key),
         _Var("APP_ENCRYPTION_KEY_PREVIOUS", _aes_key, optional=True),
         _Var("DATABASE_URL", _database_url, optional=True),
         _Var("KEYLM_VAR_DIR", _text, default=str(REPO_ROOT / "var")),
         _Var("REDIS_URL", _redis_url, optional=True),
+        _Var("REDIS_CONNECT_TIMEOUT_SECONDS", _positive_float, default="0.5"),
+        _Var("REDIS_SOCKET_TIMEOUT_SECONDS", _positive_float, default="0.5"),
         _Var("GROQ_API_KEY", _text, optional=True),
         _Var("GROQ_FREE_MODEL", _text, default="moonshotai/kimi-k2-instruct-0905"),
         _Var("GROQ_FREE_FALLBACK_MODELS", _model_list, default=""),
@@ -208,14 +266,25 @@ _VARS: dict[str, _Var] = {
         _Var("RATE_LIMIT_KEY_PREFIX", _text, default="keylm"),
         _Var("LOGIN_LIMIT_PER_IP_PER_MINUTE", _positive_int, default="30"),
         _Var("LOGIN_LIMIT_PER_EMAIL_PER_MINUTE", _positive_int, default="5"),
+        _Var("LOGIN_SLOWDOWN_AFTER_FAILURES", _positive_int, default="10"),
+        _Var("LOGIN_SLOWDOWN_MAX_SECONDS", _positive_float, default="3"),
         _Var("REGISTER_LIMIT_PER_IP_PER_MINUTE", _positive_int, default="10"),
+        _Var("KEY_CHECK_LIMIT_PER_MINUTE", _positive_int, default="10"),
+        _Var("MODEL_REFRESH_LIMIT_PER_MINUTE", _positive_int, default="10"),
+        _Var("THREAD_CREATE_LIMIT_PER_MINUTE", _positive_int, default="30"),
+        _Var("MAX_THREADS_PER_USER", _positive_int, default="1000"),
+        _Var("MAX_STORED_BYTES_PER_USER", _positive_int, default=str(50 * 1024 * 1024)),
+        _Var("TRUSTED_PROXY_HOPS", _non_negative_int, default="0"),
         _Var("PASSWORD_RESET_TTL_MINUTES", _positive_int, default="60"),
         _Var("SESSION_TTL_HOURS", _positive_int, default="336"),
         _Var("APP_BASE_URL", _http_url, default="http://127.0.0.1:8000"),
-        _Var("COOKIE_SECURE", _bool, default="false"),
+        _Var("CSRF_TRUSTED_ORIGINS", _origin_list, default=""),
+        _Var("COOKIE_SECURE", _bool, optional=True),  # unset: true when APP_BASE_URL is https
         _Var("SMTP_URL", _smtp_url, optional=True),
         _Var("MAIL_FROM", _text, default="KeyLM <no-reply@keylm.local>"),
         _Var("MAIL_OUTBOX_DIR", _text, optional=True),
+        _Var("MAIL_MAX_ATTEMPTS", _positive_int, default="5"),
+        _Var("MAIL_RETRY_SECONDS", _positive_float, default="30"),
         _Var("OPENAI_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["openai"]),
         _Var("ANTHROPIC_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["anthropic"]),
         _Var("GEMINI_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["gemini"]),
@@ -231,6 +300,7 @@ _VARS: dict[str, _Var] = {
         _Var("STREAM_MAX_SECONDS", _positive_float, default="600"),
         _Var("MAX_STREAMS_PER_USER", _positive_int, default="4"),
         _Var("LOG_LEVEL", _log_level, default="INFO"),
+        _Var("METRICS_PORT", _port, optional=True),
         _Var("KEYLM_FAKE_CLOCK_FILE", _text, optional=True),
         _Var("KEYLM_INSTANCE_ID", _text, optional=True),
         *(_Var(f"{name.upper()}_SERVICE_URL", _http_url, optional=True) for name in SERVICE_NAMES),
@@ -269,6 +339,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         auth_secret=values["APP_AUTH_SECRET"],
         internal_secret=values["INTERNAL_AUTH_SECRET"],
+        password_pepper=values["PASSWORD_PEPPER"],
         encryption_key=values["APP_ENCRYPTION_KEY"],
         encryption_key_previous=values["APP_ENCRYPTION_KEY_PREVIOUS"],
         database_url=values["DATABASE_URL"],
@@ -290,14 +361,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_key_prefix=values["RATE_LIMIT_KEY_PREFIX"],
         login_limit_per_ip=values["LOGIN_LIMIT_PER_IP_PER_MINUTE"],
         login_limit_per_email=values["LOGIN_LIMIT_PER_EMAIL_PER_MINUTE"],
+        login_slowdown_after=values["LOGIN_SLOWDOWN_AFTER_FAILURES"],
+        login_slowdown_max_seconds=values["LOGIN_SLOWDOWN_MAX_SECONDS"],
         register_limit_per_ip=values["REGISTER_LIMIT_PER_IP_PER_MINUTE"],
+        key_check_limit_per_minute=values["KEY_CHECK_LIMIT_PER_MINUTE"],
+        model_refresh_limit_per_minute=values["MODEL_REFRESH_LIMIT_PER_MINUTE"],
+        thread_create_limit_per_minute=values["THREAD_CREATE_LIMIT_PER_MINUTE"],
+        max_threads_per_user=values["MAX_THREADS_PER_USER"],
+        max_stored_bytes_per_user=values["MAX_STORED_BYTES_PER_USER"],
+        trusted_proxy_hops=values["TRUSTED_PROXY_HOPS"],
+        redis_connect_timeout=values["REDIS_CONNECT_TIMEOUT_SECONDS"],
+        redis_socket_timeout=values["REDIS_SOCKET_TIMEOUT_SECONDS"],
         password_reset_ttl_minutes=values["PASSWORD_RESET_TTL_MINUTES"],
         session_ttl_hours=values["SESSION_TTL_HOURS"],
         app_base_url=values["APP_BASE_URL"],
-        cookie_secure=values["COOKIE_SECURE"],
+        csrf_trusted_origins=values["CSRF_TRUSTED_ORIGINS"],
+        cookie_secure=(
+            values["APP_BASE_URL"].startswith("https://")
+            if values["COOKIE_SECURE"] is None
+            else values["COOKIE_SECURE"]
+        ),
         smtp_url=values["SMTP_URL"],
         mail_from=values["MAIL_FROM"],
         mail_outbox_dir=Path(outbox) if outbox else var_dir / "outbox",
+        mail_max_attempts=values["MAIL_MAX_ATTEMPTS"],
+        mail_retry_seconds=values["MAIL_RETRY_SECONDS"],
         provider_base_urls={
             p: values[f"{p.upper()}_BASE_URL"] for p in ("openai", "anthropic", "gemini", "groq")
         },
@@ -314,13 +402,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_streams_per_user=values["MAX_STREAMS_PER_USER"],
         log_level=values["LOG_LEVEL"],
         instance_id=values["KEYLM_INSTANCE_ID"],
+        metrics_port=values["METRICS_PORT"],
         fake_clock_file=Path(values["KEYLM_FAKE_CLOCK_FILE"]) if values["KEYLM_FAKE_CLOCK_FILE"] else None,
     )
+
+
+def metrics_port_from(env: Mapping[str, str]) -> int | None:
+    """METRICS_PORT alone, validated like the rest: gunicorn's master reads it before any app
+    exists (and the simulator, which has no Settings, runs under the same gunicorn config)."""
+    raw = (env.get("METRICS_PORT") or "").strip()
+    if not raw:
+        return None
+    try:
+        return _port(raw)
+    except ValueError as exc:
+        raise ConfigError([f"METRICS_PORT {exc}"]) from None
 
 
 def secret_values(settings: Settings) -> list[str]:
     """The configured secrets whose exact values must never reach a log line."""
     keys = (settings.encryption_key, settings.encryption_key_previous)
     encoded_keys = [base64.b64encode(key).decode() for key in keys if key]
-    secrets = (settings.groq_api_key, settings.auth_secret, settings.internal_secret, *encoded_keys)
+    secrets = (
+        settings.groq_api_key,
+        settings.auth_secret,
+        settings.internal_secret,
+        settings.password_pepper,
+        *encoded_keys,
+    )
     return [s for s in secrets if s]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 from shared.config import REPO_ROOT, Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -88,6 +91,18 @@ def _attach_schema_on_connect(engine: sa.Engine, var_dir: Path, schema: str) -> 
         cursor.execute(f"PRAGMA {schema}.secure_delete=ON")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def checkpoint_sqlite(schema: str) -> None:
+    """SQLite only: copy the write-ahead log into the schema's file and truncate it to zero bytes,
+    so a value just overwritten (a destroyed ciphertext) does not linger in `<schema>.db-wal` until
+    the next automatic checkpoint. Postgres keeps its own WAL and backups (see the README)."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    busy, _, _ = db.session.execute(sa.text(f"PRAGMA {schema}.wal_checkpoint(TRUNCATE)")).one()
+    db.session.commit()
+    if busy:
+        logger.warning("WAL checkpoint of %s was blocked by a reader; it completes later", schema)
 
 
 def check_database() -> None:

@@ -75,7 +75,7 @@ class Conflict(APIError):
 
 
 class PayloadTooLarge(APIError):
-    status, code, message = 413, "payload_too_large", "The request body is too large."
+    status, code, message = 413, "request_too_large", "The request body is too large."
 
 
 class RateLimited(APIError):
@@ -111,7 +111,7 @@ _HTTP_CODES = {
     403: ("forbidden", "You are not allowed to do that.", False),
     404: ("not_found", "Not found.", False),
     405: ("method_not_allowed", "That method is not allowed here.", False),
-    413: ("payload_too_large", "The request body is too large.", False),
+    413: ("request_too_large", "The request body is too large.", False),
     415: ("unsupported_media_type", "Send the body as application/json.", False),
     429: ("rate_limited", "Too many requests; slow down.", True),
 }

@@ -29,6 +29,12 @@ _PATTERNS = [
 ]
 
 
+# Emails in rate-limit log lines (flask-limiter names the limit key it refused): our own keys hold
+# only a keyed hash of an email, this is the second line of defence.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+EMAIL_REDACTED_LOGGERS = ("flask-limiter", "gateway.limits")
+
+
 def _mask(match: re.Match[str]) -> str:
     keep = match.group("keep") if "keep" in match.re.groupindex else ""
     return keep + MASK
@@ -58,6 +64,8 @@ class RedactionFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redact(record.getMessage())
         record.args = None
+        if record.name.startswith(EMAIL_REDACTED_LOGGERS):
+            record.msg = _EMAIL.sub(MASK, record.msg)
         if record.exc_info:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

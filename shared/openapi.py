@@ -52,7 +52,7 @@ class ErrorBodySchema(Schema):
         metadata={
             "description": "Machine-readable, snake_case: `validation_error`, `invalid_json`, "
             "`unauthenticated`, `csrf_failed`, `email_not_verified`, `not_found`, `email_taken`, "
-            "`key_not_active`, `request_in_progress`, `idempotency_mismatch`, `payload_too_large`, "
+            "`key_not_active`, `request_in_progress`, `idempotency_mismatch`, `request_too_large`, "
             "`rate_limited`, `free_quota_exhausted`, "
             "`upstream_error`, `upstream_unavailable`, `service_unavailable`, `internal_error`, ...",
             "examples": ["validation_error"],
@@ -83,7 +83,7 @@ ERROR_DESCRIPTIONS = {
     403: "`csrf_failed`: a cookie-carrying write whose Origin (or Referer) is not the app's",
     404: "`not_found` (also for other users' resources)",
     409: "conflict",
-    413: "`payload_too_large`",
+    413: "`request_too_large`",
     429: "`rate_limited` (with `Retry-After`)",
     502: "`upstream_error`, `upstream_auth_failed`, `upstream_rate_limited`: the provider answered "
     "with an error",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -65,12 +66,15 @@ def test_auth_errors_show_the_envelope_message_and_field_errors(page):
     screenshot(page, "sign-up-errors")
 
 
-def _reset_link(outbox: Path, email: str) -> str:
-    for path in sorted(outbox.glob("*.eml"), reverse=True):
-        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
-        if mail["To"] == email:
-            body = mail.get_body(("plain",)).get_content()
-            return re.search(r"https?://\S+/reset\?token=[^\s]+", body).group(0)
+def _reset_link(outbox: Path, email: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout  # the mail is sent by a background job
+    while time.monotonic() < deadline:
+        for path in sorted(outbox.glob("*.eml"), reverse=True):
+            mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+            if mail["To"] == email:
+                body = mail.get_body(("plain",)).get_content()
+                return re.search(r"https?://\S+/reset\?token=[^\s]+", body).group(0)
+        time.sleep(0.1)
     raise AssertionError(f"no reset mail for {email} in {outbox}")
 
 

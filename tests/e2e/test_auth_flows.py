@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
 import re
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
+import bcrypt
 import psycopg2
 import pytest
 import redis
@@ -71,11 +75,20 @@ def reset_tokens_mailed_to(suite: Suite, address: str) -> list[str]:
     ]
 
 
+def wait_for(check, timeout: float = 10.0):
+    """Mail goes out from a background job: poll until `check()` is truthy."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out waiting for the mail job"
+        time.sleep(0.05)
+    return result
+
+
 def request_reset_token(suite: Suite, client: Browserless, address: str) -> str:
     before = reset_tokens_mailed_to(suite, address)
     response = client.post("/api/auth/password-reset/request", json={"email": address})
     assert response.status_code == 202, response.text
-    new = [token for token in reset_tokens_mailed_to(suite, address) if token not in before]
+    new = wait_for(lambda: [t for t in reset_tokens_mailed_to(suite, address) if t not in before])
     assert len(new) == 1
     return new[0]
 
@@ -101,6 +114,21 @@ def expire_reset_tokens(suite: Suite, user_id: str) -> None:
             ).rowcount
         connection.close()
         assert updated >= 1
+
+
+def run_auth_sql(suite: Suite, sql: str, params: tuple) -> list[tuple]:
+    """One statement on the suite's auth schema (`auth.` prefix on Postgres, the attached file on SQLite)."""
+    if "DATABASE_URL" in suite.env:
+        with psycopg2.connect(suite.env["DATABASE_URL"]) as connection, connection.cursor() as cursor:
+            cursor.execute(sql.replace("{auth}", "auth.").replace("?", "%s"), params)
+            rows = cursor.fetchall() if cursor.description else []
+        connection.close()
+        return rows
+    connection = sqlite3.connect(Path(suite.env["KEYLM_VAR_DIR"]) / "auth.db", timeout=30)
+    with connection:
+        rows = connection.execute(sql.replace("{auth}", ""), params).fetchall()
+    connection.close()
+    return rows
 
 
 def confirm_reset(client: Browserless, token: str, password: str) -> requests.Response:
@@ -222,6 +250,39 @@ def test_session_cookie_is_httponly_samesite_lax_path_root(client, path):
     assert int(flags["max-age"].split("=")[1]) > 0
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def secure_suite(request, tmp_path_factory) -> Suite:
+    """A suite with COOKIE_SECURE=true (what an https APP_BASE_URL gives by default)."""
+    return launch_suite(tmp_path_factory, request, request.param, "secure-cookie", COOKIE_SECURE="true")
+
+
+def test_secure_cookie_is_host_prefixed_and_works(secure_suite):
+    client = Browserless(secure_suite)
+    address = unique_email()
+
+    response = client.post("/api/auth/register", json={"email": address, "password": PASSWORD})
+
+    [cookie] = set_cookie_headers(response)
+    name_value, *attributes = [part.strip() for part in cookie.split(";")]
+    flags = {attribute.split("=")[0].lower(): attribute for attribute in attributes}
+    assert name_value.startswith("__Host-keylm_session=")
+    assert "secure" in flags and flags["path"] == "Path=/" and "domain" not in flags
+    token = name_value.split("=", 1)[1]
+    me = requests.get(
+        secure_suite.url("gateway") + "/api/auth/me", cookies={"__Host-keylm_session": token}, timeout=30
+    )
+    assert me.status_code == 200
+    assert me_with_cookie(secure_suite, token).status_code == 401  # the plain name is not read
+    logout = requests.post(
+        secure_suite.url("gateway") + "/api/auth/logout",
+        cookies={"__Host-keylm_session": token},
+        headers={"Origin": secure_suite.url("gateway")},
+        timeout=30,
+    )
+    assert logout.status_code == 204
+    assert any(c.startswith("__Host-keylm_session=;") for c in set_cookie_headers(logout))
+
+
 def test_login_with_wrong_password_and_unknown_email_answer_the_same(client):
     address = client.register()["email"]
     anonymous = Browserless(client.suite)
@@ -233,6 +294,30 @@ def test_login_with_wrong_password_and_unknown_email_answer_the_same(client):
     assert wrong_password.content == unknown_email.content
     assert error_of(wrong_password)["code"] == "invalid_credentials"
     assert set_cookie_headers(wrong_password) == set_cookie_headers(unknown_email) == []
+
+
+def legacy_password_hash(password: str) -> str:
+    """The stored form before PASSWORD_PEPPER: bcrypt over base64(SHA-256(password))."""
+    prehash = base64.b64encode(hashlib.sha256(password.encode()).digest())
+    return bcrypt.hashpw(prehash, bcrypt.gensalt(rounds=4)).decode()
+
+
+def test_password_hashes_are_peppered_and_old_ones_upgrade_at_the_next_login(suite, client):
+    user = client.register()
+    [(fresh,)] = run_auth_sql(suite, "SELECT password_hash FROM {auth}users WHERE id = ?", (user["id"],))
+    assert fresh.startswith("hmac-sha256$$2b$")
+    run_auth_sql(
+        suite,
+        "UPDATE {auth}users SET password_hash = ? WHERE id = ?",
+        (legacy_password_hash(PASSWORD), user["id"]),
+    )
+
+    assert login(Browserless(suite), user["email"], "not the password").status_code == 401
+    assert login(Browserless(suite), user["email"]).status_code == 200
+
+    [(upgraded,)] = run_auth_sql(suite, "SELECT password_hash FROM {auth}users WHERE id = ?", (user["id"],))
+    assert upgraded.startswith("hmac-sha256$$2b$")
+    assert login(Browserless(suite), user["email"]).status_code == 200
 
 
 def test_login_is_case_insensitive_on_email(client):
@@ -277,7 +362,7 @@ def test_password_reset_mail_links_to_app_base_url(suite, client):
 
     request_reset_token(suite, client, user["email"])
 
-    [mail] = mails_to(suite, user["email"])
+    [mail] = wait_for(lambda: mails_to(suite, user["email"]))
     body = mail.get_body(("plain",)).get_content()
     assert f"{suite.env['APP_BASE_URL']}/reset?token=" in body
     assert mail["Subject"]
@@ -309,6 +394,20 @@ def test_password_reset_token_is_single_use(suite, client):
     assert login(Browserless(suite), user["email"], "first new password").status_code == 200
 
 
+def test_confirming_one_reset_token_spends_every_other_outstanding_one(suite, client):
+    user = client.register()
+    first = request_reset_token(suite, client, user["email"])
+    second = request_reset_token(suite, client, user["email"])
+    assert confirm_reset(client, second, "first new password").status_code == 200
+
+    older = confirm_reset(Browserless(suite), first, "attacker password")
+
+    assert older.status_code == 400
+    assert error_of(older)["code"] == "invalid_token"
+    assert login(Browserless(suite), user["email"], "first new password").status_code == 200
+    assert login(Browserless(suite), user["email"], "attacker password").status_code == 401
+
+
 def test_expired_password_reset_token_is_refused(suite, client):
     user = client.register()
     token = request_reset_token(suite, client, user["email"])
@@ -330,8 +429,8 @@ def test_password_reset_for_unknown_email_sends_nothing_and_answers_the_same(sui
 
     assert for_unknown.status_code == for_known.status_code == 202
     assert for_unknown.content == for_known.content
+    assert len(wait_for(lambda: mails_to(suite, known))) == 1  # queued after the unknown one's job
     assert mails_to(suite, unknown) == []
-    assert len(mails_to(suite, known)) == 1
 
 
 def test_unknown_reset_token_is_refused(client):
@@ -364,6 +463,19 @@ def test_sixth_wrong_login_for_one_email_is_429_with_retry_after(suite, client):
     assert_rate_limited(sixth)
     assert_rate_limited(login(anonymous, address.upper()))  # the right password, any spelling: limited too
     assert login(anonymous, client.register(unique_email())["email"]).status_code == 200  # others unaffected
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxy_hops(suite, client):
+    """TRUSTED_PROXY_HOPS=0 (the default): a client cannot pick a fresh address per attempt."""
+    address = client.register()["email"]
+    anonymous = Browserless(suite)
+    answers = []
+    for i in range(6):
+        anonymous.http.headers["X-Forwarded-For"] = f"203.0.113.{i}"
+        answers.append(login(anonymous, address, f"wrong password {i}"))
+
+    assert [r.status_code for r in answers[:5]] == [401] * 5
+    assert_rate_limited(answers[5])
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -17,7 +17,11 @@ def test_healthz_reports_every_service_ok(client):
     response = client.get("/api/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "services": dict.fromkeys(SERVICES, "ok")}
+    assert response.json() == {
+        "status": "ok",
+        "services": dict.fromkeys(SERVICES, "ok"),
+        "rateLimits": "ok",
+    }
 
 
 @pytest.mark.parametrize("service", ["gateway", *SERVICES])
@@ -53,6 +57,7 @@ def test_healthz_is_503_with_the_stopped_service_marked_down(quota_down):
     assert response.json() == {
         "status": "degraded",
         "services": {"auth": "ok", "keys": "ok", "chat": "ok", "quota": "down"},
+        "rateLimits": "ok",
     }
     assert response.headers["X-Request-Id"]
 

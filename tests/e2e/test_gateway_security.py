@@ -86,6 +86,14 @@ def test_matching_origin_passes(signed_in):
     assert signed_in.post("/api/auth/logout").status_code == 204
 
 
+def test_localhost_origin_passes_when_the_base_url_is_127_0_0_1(signed_in):
+    """What a browser sends when the user typed http://localhost:<port> (docker's port mapping)."""
+    assert signed_in.base.startswith("http://127.0.0.1:")
+    localhost = signed_in.base.replace("127.0.0.1", "localhost")
+
+    assert signed_in.post("/api/auth/logout", headers={"Origin": localhost}).status_code == 204
+
+
 def test_cookie_authenticated_get_from_elsewhere_is_not_refused(signed_in):
     assert signed_in.get("/api/auth/me", headers={"Origin": FOREIGN_ORIGIN}).status_code == 200
 
@@ -338,18 +346,51 @@ def test_session_cookie_never_reaches_a_log(suite, signed_in):
         "/api/auth/password-reset/confirm",
     ],
 )
-def test_ten_megabyte_body_is_413_payload_too_large(client, path):
+def test_ten_megabyte_body_is_413_request_too_large(client, path):
     response = client.post(
         path, data=b"{" + b" " * TEN_MB + b"}", headers={"Content-Type": "application/json"}
     )
 
     assert response.status_code == 413
     assert error_of(response) == {
-        "code": "payload_too_large",
+        "code": "request_too_large",
         "message": "The request body is too large.",
         "retryable": False,
     }
     assert_security_headers(response)
+
+
+def chunks_of(total: int, size: int = 64 * 1024):
+    """A body sent with Transfer-Encoding: chunked (no Content-Length)."""
+    sent = 0
+    while sent < total:
+        yield b" " * min(size, total - sent)
+        sent += size
+
+
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login", "/api/threads"])
+def test_chunked_body_over_the_limit_is_413_like_a_declared_one(signed_in, path):
+    response = signed_in.post(
+        path, data=chunks_of(2 * 1024 * 1024), headers={"Content-Type": "application/json"}
+    )
+
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.status_code == 413
+    assert error_of(response) == {
+        "code": "request_too_large",
+        "message": "The request body is too large.",
+        "retryable": False,
+    }
+
+
+def test_chunked_body_under_the_limit_is_read_whole(client):
+    body = json.dumps({"email": f"chunked-{time.time_ns()}@example.com", "password": "long enough pw"})
+    pieces = iter([body[:10].encode(), body[10:].encode()])
+
+    response = client.post("/api/auth/register", data=pieces, headers={"Content-Type": "application/json"})
+
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.status_code == 201, response.text
 
 
 def test_ten_megabyte_body_from_a_signed_in_user_is_413(signed_in):
@@ -358,7 +399,7 @@ def test_ten_megabyte_body_from_a_signed_in_user_is_413(signed_in):
     )
 
     assert response.status_code == 413
-    assert error_of(response)["code"] == "payload_too_large"
+    assert error_of(response)["code"] == "request_too_large"
     assert_still_signed_in(signed_in)
 
 

@@ -66,7 +66,10 @@ class AuthService:
         return response.status_code == 200
 
     def request_reset(self, email_: str):
-        return self.caller.post("/api/auth/password-reset/request", json={"email": email_})
+        """Ask for a reset, then wait for the queued mail job (it runs outside the request)."""
+        response = self.caller.post("/api/auth/password-reset/request", json={"email": email_})
+        assert self.app.extensions["keylm.jobs"].wait_idle(10)
+        return response
 
     def confirm_reset(self, token: str, password: str):
         return self.caller.post(
@@ -579,3 +582,15 @@ def test_healthz_is_open_and_checks_the_database(auth):
 
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "service": "auth", "checks": {"database": "ok"}}
+
+
+def test_unknown_email_dummy_hash_is_built_when_auth_starts(settings_for):
+    settings = settings_for(BCRYPT_ROUNDS="5")
+    auth_service.services.dummy_hash.cache_clear()
+
+    create_app(settings)
+
+    assert auth_service.services.dummy_hash.cache_info().currsize == 1
+    hits = auth_service.services.dummy_hash.cache_info().hits
+    auth_service.services.dummy_hash(settings.bcrypt_rounds, settings.password_pepper)
+    assert auth_service.services.dummy_hash.cache_info().hits == hits + 1  # no new hash at login time

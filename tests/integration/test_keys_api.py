@@ -554,7 +554,7 @@ BAD_INPUT = [
     # A NUL can never be stored in Postgres text: every service refuses it as unreadable JSON.
     pytest.param(ADD, body(apiKey=SOME_KEY + "\x00"), MALFORMED, id="add-nul"),
     pytest.param(ADD, body(apiKey="x" * 501), INVALID, id="add-key-too-long"),
-    pytest.param(ADD, body(apiKey="x" * 2_000_000), (413, "payload_too_large"), id="add-huge-key"),
+    pytest.param(ADD, body(apiKey="x" * 2_000_000), (413, "request_too_large"), id="add-huge-key"),
     pytest.param(ADD, body(apiKey=SOME_KEY, label="x" * 101), INVALID, id="add-label-too-long"),
     pytest.param(ADD, body(apiKey=SOME_KEY, label=7), INVALID, id="add-number-label"),
     pytest.param(ADD, body(apiKey=SOME_KEY, label=f"my {SOME_KEY}"), INVALID, id="add-key-in-label"),

@@ -216,6 +216,8 @@ def run(sec_suite, sim) -> Run:
     for name in SERVICES:
         for path in ("/healthz", "/metrics"):
             record_raw(run, direct(sec_suite, name, "GET", path))
+        record_raw(run, requests.get(sec_suite.metrics_url(name), timeout=10))
+    record_raw(run, requests.get(sec_suite.metrics_url("gateway"), timeout=10))
     anonymous = RecordingClient(sec_suite, run.journal)
     for path in ("/api/healthz", "/metrics", "/api/openapi.json", "/", "/reset"):
         anonymous.get(path)
@@ -232,6 +234,7 @@ def env_secrets(suite) -> dict[str, str]:
         "APP_ENCRYPTION_KEY (hex)": raw.hex(),
         "APP_AUTH_SECRET": suite.env["APP_AUTH_SECRET"],
         "INTERNAL_AUTH_SECRET": suite.env["INTERNAL_AUTH_SECRET"],
+        "PASSWORD_PEPPER": suite.env["PASSWORD_PEPPER"],
         "GROQ_API_KEY": suite.env["GROQ_API_KEY"],
     }
 

@@ -5,6 +5,7 @@ re-validation, revocation that destroys the ciphertext, other users, and who may
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -178,6 +179,27 @@ def test_revoke_destroys_the_ciphertext_and_the_key_is_never_used_again(sec_suit
     # Revoking again changes nothing and reveals nothing.
     assert client.delete(f"/api/providers/{provider}/keys/{key['id']}").status_code == 204
     assert key_row(sec_suite, key["id"])["key_ciphertext"] is None
+
+
+def test_revoked_ciphertext_is_in_no_byte_of_the_database_files(sec_suite):
+    """SQLite: the destroyed ciphertext is checkpointed out of the WAL and overwritten in the file.
+    (Postgres keeps its own WAL and backups, outside the application's reach: the README says so.)"""
+    client = signed_in_client(sec_suite)
+    key = add_key(client, "openai")
+    stored = key_row(sec_suite, key["id"])["key_ciphertext"]
+    ciphertext = stored.encode() if isinstance(stored, str) else bytes(stored)
+    assert len(ciphertext) > 32
+
+    assert client.delete(f"/api/providers/openai/keys/{key['id']}").status_code == 204
+
+    assert key_row(sec_suite, key["id"])["key_ciphertext"] is None
+    if sec_suite.backend == "sqlite":
+        pieces = [ciphertext[i : i + 24] for i in range(0, len(ciphertext) - 24, 24)]
+        for path in Path(sec_suite.env["KEYLM_VAR_DIR"]).glob("keys.db*"):
+            data = path.read_bytes()
+            assert not [piece for piece in pieces if piece in data], f"ciphertext left in {path.name}"
+        wal = Path(sec_suite.env["KEYLM_VAR_DIR"]) / "keys.db-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
 
 
 def test_another_user_gets_404_for_every_key_endpoint_on_my_key(sec_suite, sim):

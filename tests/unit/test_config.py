@@ -9,15 +9,16 @@ import pytest
 
 from shared.config import ConfigError, load_settings
 
-REQUIRED_SECRETS = ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY")
+REQUIRED_SECRETS = ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "PASSWORD_PEPPER", "APP_ENCRYPTION_KEY")
 
 
 @pytest.fixture
 def env(tmp_path) -> dict[str, str]:
-    """The smallest valid environment: the three required secrets (everything else defaults)."""
+    """The smallest valid environment: the four required secrets (everything else defaults)."""
     return {
         "APP_AUTH_SECRET": secrets.token_hex(32),
         "INTERNAL_AUTH_SECRET": secrets.token_hex(32),
+        "PASSWORD_PEPPER": secrets.token_hex(32),
         "APP_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "KEYLM_VAR_DIR": str(tmp_path / "var"),
     }
@@ -297,3 +298,88 @@ def test_settings_repr_holds_no_secret(env):
     for secret in secret_texts:
         assert secret not in shown
     assert "free_user_daily_limit=50" in shown  # the repr is still useful
+
+
+@pytest.mark.parametrize(
+    ("base_url", "cookie_secure", "expected_secure", "cookie_name"),
+    [
+        ("http://127.0.0.1:8000", None, False, "keylm_session"),
+        ("https://keylm.example.com", None, True, "__Host-keylm_session"),
+        ("https://keylm.example.com", "false", False, "keylm_session"),
+        ("http://127.0.0.1:8000", "true", True, "__Host-keylm_session"),
+    ],
+)
+def test_cookie_secure_defaults_to_the_base_url_scheme_and_names_the_cookie(
+    env, base_url, cookie_secure, expected_secure, cookie_name
+):
+    env["APP_BASE_URL"] = base_url
+    if cookie_secure is not None:
+        env["COOKIE_SECURE"] = cookie_secure
+
+    settings = load_settings(env)
+
+    assert settings.cookie_secure is expected_secure
+    assert settings.session_cookie_name == cookie_name
+
+
+def test_csrf_trusted_origins_are_parsed_to_lowercase_origins(env):
+    env["CSRF_TRUSTED_ORIGINS"] = " https://KeyLM.example.com , http://localhost:8000/ ,"
+
+    assert load_settings(env).csrf_trusted_origins == ("https://keylm.example.com", "http://localhost:8000")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CSRF_TRUSTED_ORIGINS", "keylm.example.com"),
+        ("CSRF_TRUSTED_ORIGINS", "https://keylm.example.com/app"),
+        ("TRUSTED_PROXY_HOPS", "-1"),
+        ("TRUSTED_PROXY_HOPS", "one"),
+        ("METRICS_PORT", "70000"),
+        ("REDIS_SOCKET_TIMEOUT_SECONDS", "0"),
+        ("PASSWORD_PEPPER", "short"),
+        ("KEY_CHECK_LIMIT_PER_MINUTE", "0"),
+        ("MAX_THREADS_PER_USER", "many"),
+        ("MAIL_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_bad_hardening_value_is_refused_naming_the_variable(env, name, value):
+    env[name] = value
+
+    problems = config_problems(env)
+
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{name} ")
+
+
+def test_hardening_defaults(env):
+    settings = load_settings(env)
+
+    assert settings.trusted_proxy_hops == 0
+    assert settings.csrf_trusted_origins == ()
+    assert settings.metrics_port is None
+    assert settings.redis_socket_timeout == settings.redis_connect_timeout == 0.5
+
+
+def test_every_variable_is_documented_in_env_example():
+    from shared.config import _VARS, REPO_ROOT
+
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+
+    test_only = {"KEYLM_FAKE_CLOCK_FILE"}
+    assert sorted(set(_VARS) - documented - test_only) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [(None, False), ("memory://", False), ("redis://127.0.0.1:6379/0", True), ("rediss://cache:6380", True)],
+)
+def test_uses_redis_only_for_a_real_redis_url(env, url, expected):
+    if url:
+        env["REDIS_URL"] = url
+
+    assert load_settings(env).uses_redis is expected

@@ -110,7 +110,7 @@ API_ERRORS = [
     (Conflict(), 409, "conflict", False),
     (EmailTaken(), 409, "email_taken", False),
     (InvalidResetToken(), 400, "invalid_token", False),
-    (PayloadTooLarge(), 413, "payload_too_large", False),
+    (PayloadTooLarge(), 413, "request_too_large", False),
     (RateLimited(), 429, "rate_limited", True),
     (ServiceUnavailable(), 503, "service_unavailable", True),
     (
@@ -186,12 +186,12 @@ def test_wrong_method_is_405_with_allow_header(client):
     assert "DELETE" not in allowed
 
 
-def test_body_over_max_body_bytes_is_413_payload_too_large(client):
+def test_body_over_max_body_bytes_is_413_request_too_large(client):
     response = client.post("/echo-size", data=b"x" * 2048)
 
     assert response.status_code == 413
     assert error_of(response) == {
-        "code": "payload_too_large",
+        "code": "request_too_large",
         "message": "The request body is too large.",
         "retryable": False,
     }

@@ -111,6 +111,7 @@ def configured_secrets(tmp_path) -> dict[str, str]:
     return {
         "APP_AUTH_SECRET": settings.auth_secret,
         "INTERNAL_AUTH_SECRET": settings.internal_secret,
+        "PASSWORD_PEPPER": settings.password_pepper,
         "GROQ_API_KEY": settings.groq_api_key,  # `gsk_test_...`: not the shape of a real Groq key
         "APP_ENCRYPTION_KEY": base64.b64encode(settings.encryption_key).decode(),
         "APP_ENCRYPTION_KEY_PREVIOUS": previous,
@@ -123,6 +124,7 @@ def configured_secrets(tmp_path) -> dict[str, str]:
     [
         "APP_AUTH_SECRET",
         "INTERNAL_AUTH_SECRET",
+        "PASSWORD_PEPPER",
         "GROQ_API_KEY",
         "APP_ENCRYPTION_KEY",
         "APP_ENCRYPTION_KEY_PREVIOUS",
@@ -222,3 +224,14 @@ def test_redaction_filter_masks_a_record_before_any_handler_formats_it():
 
     assert record.getMessage() == f"key {MASK}"
     assert record.detail == f"Bearer {MASK}"
+
+
+def test_emails_are_masked_in_rate_limit_log_lines(json_log):
+    log = json_log()
+
+    logging.getLogger("flask-limiter").info(
+        "ratelimit 5 per 1 minute (LIMITER/keylm/email:Alice.Smith+x@mail.example.com/login) exceeded"
+    )
+
+    assert "Alice.Smith" not in log.text and "mail.example.com" not in log.text
+    assert MASK in log.text

@@ -1,12 +1,18 @@
-"""auth_service.passwords: bcrypt over a SHA-256 pre-hash, so nothing past 72 bytes is ignored."""
+"""auth_service.passwords: bcrypt over a peppered HMAC-SHA256 pre-hash, so nothing past 72 bytes is
+ignored and a leaked table cannot be matched against plain SHA-256 lists."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+import bcrypt
 import pytest
 
-from auth_service.passwords import hash_password, verify_password
+from auth_service.passwords import hash_password, needs_upgrade, verify_password
 
 ROUNDS = 4
+PEPPER = "p" * 64
 
 LONG_PASSWORDS = {
     # (password, another password sharing its first 72 bytes)
@@ -23,24 +29,54 @@ def test_long_password_verifies_and_its_72_byte_prefix_twin_does_not(password, s
     assert len(password.encode()) > 72
     assert password.encode()[:72] == same_prefix.encode()[:72]
 
-    stored = hash_password(password, ROUNDS)
+    stored = hash_password(password, ROUNDS, PEPPER)
 
-    assert verify_password(password, stored)
-    assert not verify_password(same_prefix, stored)
+    assert verify_password(password, stored, PEPPER)
+    assert not verify_password(same_prefix, stored, PEPPER)
 
 
 @pytest.mark.parametrize("password", ["short-ish", "exactly-seventy-two-bytes".ljust(72, "!"), "pässwörd"])
 def test_password_verifies_and_a_wrong_one_does_not(password):
-    stored = hash_password(password, ROUNDS)
+    stored = hash_password(password, ROUNDS, PEPPER)
 
-    assert verify_password(password, stored)
-    assert not verify_password(password + "x", stored)
-    assert not verify_password(password[:-1], stored)
+    assert verify_password(password, stored, PEPPER)
+    assert not verify_password(password + "x", stored, PEPPER)
+    assert not verify_password(password[:-1], stored, PEPPER)
 
 
 def test_hash_is_salted_bcrypt_and_holds_no_plaintext():
-    first, second = hash_password("same password", ROUNDS), hash_password("same password", ROUNDS)
+    first = hash_password("same password", ROUNDS, PEPPER)
+    second = hash_password("same password", ROUNDS, PEPPER)
 
     assert first != second
-    assert first.startswith("$2b$04$")
+    assert first.startswith("hmac-sha256$$2b$04$")
     assert "same password" not in first
+
+
+def legacy_hash(password: str) -> str:
+    """How passwords were stored before the pepper: bcrypt over base64(SHA-256(password))."""
+    prehash = base64.b64encode(hashlib.sha256(password.encode()).digest())
+    return bcrypt.hashpw(prehash, bcrypt.gensalt(rounds=ROUNDS)).decode()
+
+
+def test_legacy_hash_still_verifies_and_asks_for_an_upgrade():
+    stored = legacy_hash("an old password")
+
+    assert verify_password("an old password", stored, PEPPER)
+    assert not verify_password("another password", stored, PEPPER)
+    assert needs_upgrade(stored)
+    assert not needs_upgrade(hash_password("an old password", ROUNDS, PEPPER))
+
+
+def test_peppered_hash_does_not_verify_under_another_pepper():
+    stored = hash_password("correct horse battery", ROUNDS, PEPPER)
+
+    assert not verify_password("correct horse battery", stored, "q" * 64)
+
+
+def test_inner_value_is_not_the_plain_sha256_of_the_password():
+    """Shucking: a bcrypt over plain SHA-256 matches leaked SHA-256 lists; the peppered one cannot."""
+    stored = hash_password("correct horse battery", ROUNDS, PEPPER)
+    plain = base64.b64encode(hashlib.sha256(b"correct horse battery").digest())
+
+    assert not bcrypt.checkpw(plain, stored.removeprefix("hmac-sha256$").encode())
