@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,6 +172,11 @@ def revoke_key(user_id: str, provider: str, key_id: str) -> None:
 # --- for chat_service ------------------------------------------------------------------------
 
 
+# lastUsedAt is written at most once per this long: a key used for every message of a busy user
+# would otherwise cost a write (and a commit) per message.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
 def decrypt_key_for_chat(settings: Settings, user_id: str, provider: str, key_id: str | None) -> ResolvedKey:
     """The plaintext of the user's active key (the given one, or the most recently validated).
 
@@ -200,12 +206,17 @@ def decrypt_key_for_chat(settings: Settings, user_id: str, provider: str, key_id
         if key.status != ACTIVE:
             raise KeyNotActive(f"This key is {key.status}; re-validate it or use another key.")
 
+    now = utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+        # Used within the minute: no write (one per message would be most of this call's cost).
+        # The query that just found the key saw it active, as the UPDATE below would have.
+        return ResolvedKey(key=key, api_key=_decrypt(settings, key, key.key_ciphertext))
     # One statement both records the use and re-checks the status, so a key revoked a moment ago
     # is never handed out.
     ciphertext = db.session.scalar(
         sa.update(ProviderKey)
         .where(ProviderKey.id == key.id, ProviderKey.status == ACTIVE)
-        .values(last_used_at=utcnow())
+        .values(last_used_at=now)
         .returning(ProviderKey.key_ciphertext)
     )
     if ciphertext is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -376,6 +377,36 @@ def test_resolve_from_chat_returns_plaintext_and_records_last_use(app, keys):
     assert body["key"]["id"] == key["id"]
     assert body["key"]["lastUsedAt"].endswith("Z")
     assert stored_key(app, key["id"]).last_used_at is not None
+
+
+def test_last_use_is_written_at_most_once_a_minute(app, keys):
+    user, api_key = new_user(), new_api_key()
+    key = add_key(keys, user, api_key)
+    assert resolve(keys, user, key_id=key["id"]).status_code == 200
+    first = stored_key(app, key["id"]).last_used_at
+
+    again = resolve(keys, user, key_id=key["id"])
+    assert again.status_code == 200 and again.get_json()["apiKey"] == api_key
+    assert stored_key(app, key["id"]).last_used_at == first  # no write within the minute
+
+    with app.app_context():  # a minute and more later
+        db.session.execute(
+            sa.update(ProviderKey)
+            .where(ProviderKey.id == key["id"])
+            .values(last_used_at=first - timedelta(minutes=2))
+        )
+        db.session.commit()
+    assert resolve(keys, user, key_id=key["id"]).status_code == 200
+    assert stored_key(app, key["id"]).last_used_at > first - timedelta(minutes=1)
+
+
+def test_a_key_revoked_after_its_last_use_is_refused_within_the_minute(keys):
+    user = new_user()
+    key = add_key(keys, user, new_api_key())
+    assert resolve(keys, user, key_id=key["id"]).status_code == 200
+    assert keys.delete(f"/api/providers/openai/keys/{key['id']}", user_id=user).status_code == 204
+    assert resolve(keys, user, key_id=key["id"]).status_code == 409
+    assert resolve(keys, user).status_code == 409
 
 
 def test_resolve_without_key_id_picks_the_most_recently_validated_active_key(keys, provider):
