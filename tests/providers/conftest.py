@@ -59,6 +59,9 @@ class ChunkedBody:
         self.pos += len(chunk)
         return chunk
 
+    # What one read of the socket brings (urllib3's read1, which the adapters use): the next piece.
+    read1 = read
+
     def close(self) -> None:
         self.closed = True
 
