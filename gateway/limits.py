@@ -92,7 +92,9 @@ def limits_on_fallback(probe: bool = False) -> bool:
 def _hidden(kind: str, value: str) -> str:
     """A limit key that names a person without holding their email: keyed, so the counter's name in
     Redis or in flask-limiter's log lines cannot be matched against a list of addresses."""
-    digest = hmac.new(get_settings().auth_secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256)
+    # surrogatepass: a lone surrogate in the body must not fail here (the service answers 400 for it).
+    message = f"{kind}:{value}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(get_settings().auth_secret.encode(), message, hashlib.sha256)
     return f"{kind}:{digest.hexdigest()[:32]}"
 
 
