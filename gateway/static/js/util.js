@@ -44,10 +44,11 @@ export function providerNames(joiner = "or") {
   return names.length > 1 ? `${names.slice(0, -1).join(", ")} ${joiner} ${names[names.length - 1]}` : names.join("");
 }
 
-/** A small round badge with the provider's monogram and colour (decorative). */
+/** A small round badge with the provider's monogram and colour (decorative: CSS draws the letter,
+ * so a label or tab that holds the badge still reads as the provider's name alone). */
 export function providerBadge(provider) {
   const info = PROVIDER_INFO[provider] || {};
-  const badge = el("span", { class: "provider-monogram", "aria-hidden": "true" }, info.monogram || "?");
+  const badge = el("span", { class: "provider-monogram", "aria-hidden": "true", dataset: { monogram: info.monogram || "?" } });
   if (info.color) badge.style.backgroundColor = info.color;
   return badge;
 }
