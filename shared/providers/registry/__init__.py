@@ -16,7 +16,7 @@ from typing import Any
 from shared.providers.base import ProviderAdapter
 
 # The registry's list, in the order the web client shows the providers.
-PROVIDER_MODULES = ("openai", "anthropic", "gemini", "groq")
+PROVIDER_MODULES = ("openai", "anthropic", "gemini", "groq", "openrouter", "mistral")
 
 
 @dataclass(frozen=True)
