@@ -78,3 +78,22 @@ class ProviderModelCache(db.Model):
     models: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
     fetched_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class OutboxItem(db.Model):
+    """A call to another service that must happen even if this process dies first (a free
+    reservation to give back or to settle). Written in the transaction of the work it follows,
+    delivered at once, and retried from this table (chat_service/outbox.py) until it gets through."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_chat_outbox_due", "next_attempt_at"), {"schema": SCHEMA})
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(sa.String(32))  # free_release | free_settle
+    user_id: Mapped[str] = mapped_column(sa.String(36))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Due time; a claim moves it forward, so another worker skips the row while it is tried.
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from chat_service import outbox
 from chat_service.errors import EmailNotVerified, IdempotencyMismatch, RequestInProgress
 from chat_service.free_limits import (
     bound_history,
@@ -27,7 +28,7 @@ from chat_service.free_limits import (
     free_max_tokens,
     tokens_used,
 )
-from chat_service.models import Message, Thread
+from chat_service.models import Message, OutboxItem, Thread
 from chat_service.schemas import message_schema
 from chat_service.threads import INTERRUPTED, ensure_storage_room, fail_orphaned_replies, get_thread
 from chat_service.upstream import (
@@ -129,7 +130,9 @@ def start_send(
     except (IntegrityError, RequestInProgress):
         db.session.rollback()
         if reservation_id:
-            upstream.release_free_request(user_id, reservation_id)
+            release = outbox.enqueue_release(user_id, reservation_id)
+            db.session.commit()
+            outbox.deliver(upstream, [release.id])
         repeat = _find_request(thread.id, client_request_id, content)
         if repeat is None or repeat[1].status in ("streaming", "failed"):
             raise RequestInProgress() from None
@@ -434,9 +437,7 @@ def _relay_provider(upstream: Upstream, plan: SendPlan, reply: Reply) -> Iterato
 
 
 def _fail(upstream: Upstream, plan: SendPlan, reply: Reply, exc: Exception, error: APIError) -> bytes:
-    """Store the failure, give back a free request that got no token, and build the error event."""
-    if plan.reservation_id and not reply.text:
-        upstream.release_free_request(plan.user_id, plan.reservation_id)
+    """Store the failure (and give back a free request that got no token), build the error event."""
     if isinstance(exc, ProviderError) and plan.key is not None:
         # Only a rejected key is marked invalid; a key lacking a permission is still the user's key.
         rejected = isinstance(exc, AuthFailed) and not isinstance(exc, PermissionDenied)
@@ -447,14 +448,21 @@ def _fail(upstream: Upstream, plan: SendPlan, reply: Reply, exc: Exception, erro
 
 
 def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Store the assistant message's outcome and add its usage to the thread; return its JSON."""
+    """Store the assistant message's outcome and add its usage to the thread; return its JSON.
+
+    A free request's reservation is settled (what it used), or given back when it failed before its
+    first token: that call to quota_service goes in the outbox, committed with the outcome."""
     metadata: dict[str, Any] = {"usage": reply.usage, "finishReason": reply.finish_reason}
     if error:
         metadata["error"] = error
+    quota_calls: list[OutboxItem] = []
     if plan.reservation_id:
         metadata["freeReservationId"] = plan.reservation_id
-        if reply.text or status != "failed":  # else _fail gave the reservation back
-            _settle_free_tokens(plan, reply)
+        if reply.text or status != "failed":
+            used = tokens_used(reply.usage, plan.prompt_estimate, reply.content)
+            quota_calls.append(outbox.enqueue_settle(plan.user_id, plan.reservation_id, used))
+        else:
+            quota_calls.append(outbox.enqueue_release(plan.user_id, plan.reservation_id))
     if plan.history_dropped is not None:
         metadata["historyDropped"] = plan.history_dropped
     values = {
@@ -465,14 +473,21 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
         "metadata_": metadata,
         "updated_at": utcnow(),
     }
-    if not _store_outcome(plan, values, reply.usage or {}):
-        # The database is away (a restart, a failover): keep trying in the background rather than
-        # leave the message `streaming` for ever (and its clientRequestId stuck at request_in_progress).
+    upstream: Upstream = current_app.extensions["keylm.upstream"]
+    if _store_outcome(plan, values, reply.usage or {}, quota_calls):
+        outbox.deliver(upstream, [call.id for call in quota_calls])
+    else:
+        # The database is away (a restart, a failover), so no table can hold this retry: keep trying
+        # from memory rather than leave the message `streaming` until its lease runs out (then it is
+        # failed, and its clientRequestId can be sent again). The quota call is written with it.
         app = current_app._get_current_object()
 
         def store_again() -> bool:
             with app.app_context():
-                return _store_outcome(plan, values, reply.usage or {})
+                if not _store_outcome(plan, values, reply.usage or {}, quota_calls):
+                    return False
+                outbox.deliver(upstream, [call.id for call in quota_calls])
+                return True
 
         retry_in_background(store_again, f"storing the outcome of message {plan.assistant_id}")
     return {
@@ -488,17 +503,14 @@ def _finish(plan: SendPlan, reply: Reply, status: str, error: dict[str, Any] | N
     }
 
 
-def _settle_free_tokens(plan: SendPlan, reply: Reply) -> None:
-    """Charge the user's daily token budget what the request really cost (the estimate was reserved)."""
-    upstream: Upstream = current_app.extensions["keylm.upstream"]
-    used = tokens_used(reply.usage, plan.prompt_estimate, reply.content)
-    upstream.settle_free_request(plan.user_id, plan.reservation_id or "", used)
-
-
-def _store_outcome(plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]) -> bool:
-    """One attempt at storing the outcome; False if the database failed. Safe to repeat: only a
-    message still `streaming` is updated, and only then is its usage added to the thread."""
+def _store_outcome(
+    plan: SendPlan, values: dict[str, Any], usage: dict[str, Any], quota_calls: list[OutboxItem]
+) -> bool:
+    """One attempt at storing the outcome, with its outbox rows; False if the database failed. Safe
+    to repeat: only a message still `streaming` is updated, and only then is its usage added to the
+    thread (a rollback drops the rows from the session, so each attempt adds them again)."""
     try:
+        db.session.add_all(quota_calls)
         stored = db.session.execute(
             sa.update(Message)
             .where(Message.id == plan.assistant_id, Message.status == "streaming")

@@ -36,7 +36,9 @@ RETRY_MAX_DELAY_SECONDS = 10.0
 def retry_in_background(attempt: Callable[[], bool], what: str) -> None:
     """Call `attempt` (True when done) again and again with backoff, in a greenlet, for a while.
 
-    In memory only: a restart of this process drops the retry (see the closing notes in README).
+    In memory only, so a restart drops it: used only to store a reply's outcome while the database
+    itself is away (no table can hold that retry; a reply left `streaming` is failed once its lease
+    runs out). Calls to other services go through the outbox table instead (outbox.py).
     """
 
     def keep_trying() -> None:
@@ -115,16 +117,10 @@ class Upstream:
         )
         return body["reservationId"]
 
-    def settle_free_request(self, user_id: str, reservation_id: str, used_tokens: int) -> None:
-        """Replace a reservation's estimated tokens by what the request used (once; retried in the
-        background if quota_service cannot take it now, like a release)."""
-        if not self._try_settle(user_id, reservation_id, used_tokens):
-            retry_in_background(
-                lambda: self._try_settle(user_id, reservation_id, used_tokens),
-                f"settling free reservation {reservation_id}",
-            )
-
-    def _try_settle(self, user_id: str, reservation_id: str, used_tokens: int) -> bool:
+    def try_settle_free_request(self, user_id: str, reservation_id: str, used_tokens: int) -> bool:
+        """One attempt to replace a reservation's estimated tokens by what the request used; True
+        when there is nothing left to do (settled, or refused: not worth retrying). The outbox
+        (chat_service/outbox.py) calls it, and again later when it answers False."""
         try:
             self.client.call(
                 "quota",
@@ -141,21 +137,10 @@ class Upstream:
             logger.warning("could not settle free reservation %s yet: %s", reservation_id, exc.code)
             return False
 
-    def release_free_request(self, user_id: str, reservation_id: str) -> None:
-        """Give a reservation back (the provider failed before the first token).
-
-        If quota_service cannot take it now (down, or failing), keep trying in the background:
-        a release is idempotent, so a late one is still right, and the user does not lose a request.
-        """
-        if not self._try_release(user_id, reservation_id):
-            # If it never gets through, the request stays counted: the user loses one, nobody gains one.
-            retry_in_background(
-                lambda: self._try_release(user_id, reservation_id),
-                f"releasing free reservation {reservation_id}",
-            )
-
-    def _try_release(self, user_id: str, reservation_id: str) -> bool:
-        """One attempt; True when there is nothing left to do (released, or not worth retrying)."""
+    def try_release_free_request(self, user_id: str, reservation_id: str) -> bool:
+        """One attempt to give a reservation back (the provider failed before the first token);
+        True when there is nothing left to do. A release is idempotent, so a late one is still
+        right, and the user does not lose a request; the outbox retries it until it gets through."""
         try:
             self.client.call(
                 "quota",

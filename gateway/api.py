@@ -30,6 +30,7 @@ from gateway.proxy import clear_session_cookie, forward
 from gateway.sessions import current_identity, require_identity
 from shared.errors import APIError, NotFound, Unauthenticated
 from shared.http import CONNECT_TIMEOUT, ServiceClient
+from shared.providers.registry import public_providers
 
 bp = Blueprint("gateway", __name__)
 # One route per documented operation (no catch-alls): a method a path does not have is the
@@ -134,7 +135,13 @@ def auth_session_routes():
     return _as_user("auth")
 
 
-# --- keys and models --------------------------------------------------------------------------
+# --- providers, keys and models ---------------------------------------------------------------
+@bp.get("/api/providers")
+def providers():
+    """The registered providers' public metadata (names, key hints, badges): the client's lists."""
+    return jsonify(providers=public_providers())
+
+
 @bp.route("/api/providers/<provider>/keys", methods=["GET", "POST"])
 @bp.post("/api/providers/<provider>/keys/<key_id>/validate")
 @bp.delete("/api/providers/<provider>/keys/<key_id>")

@@ -47,9 +47,23 @@ class HealthSchema(Schema):
     )
 
 
+class ProviderSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "The id used in every provider path."})
+    name = fields.String(required=True, metadata={"description": "The display name."})
+    keyPlaceholder = fields.String(required=True, metadata={"description": "What a key looks like."})
+    keyUrl = fields.String(required=True, metadata={"description": "Where a user creates a key."})
+    monogram = fields.String(required=True, metadata={"description": "A letter for the badge."})
+    color = fields.String(required=True, metadata={"description": "The badge colour (`#rrggbb`)."})
+    hint = fields.String(required=True, metadata={"description": "One line for the picker; may be empty."})
+
+
+class ProviderListSchema(Schema):
+    providers = fields.List(fields.Nested(ProviderSchema), required=True)
+
+
 DOC = ServiceDoc(
     tags=["health", "meta"],
-    outputs={"Health": HealthSchema},
+    outputs={"Health": HealthSchema, "Provider": ProviderSchema, "ProviderList": ProviderListSchema},
     security_schemes={
         "sessionCookie": {
             "type": "apiKey",
@@ -79,6 +93,17 @@ DOC = ServiceDoc(
                     "503": ok("A service is down or degraded; it is marked.", "Health"),
                     **errors(),
                 },
+            }
+        },
+        "/api/providers": {
+            "get": {
+                "tags": ["meta"],
+                "operationId": "listProviders",
+                "summary": "The providers a key can be added for, in display order",
+                "description": "Public metadata from the provider registry; the web client builds "
+                "its provider lists, badges and key hints from it.",
+                "security": NO_SESSION,
+                "responses": {"200": ok("The providers.", "ProviderList"), **errors()},
             }
         },
         "/api/openapi.json": {

@@ -108,12 +108,12 @@ def _split(stored: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def mask_key(api_key: str) -> str:
-    """What a user sees of a key: at most the first 3 and last 4 characters (``sk-...AbCd``).
+def mask_key(api_key: str, head: int = 3) -> str:
+    """What a user sees of a key: at most the first `head` and last 4 characters (``sk-...AbCd``).
 
     Shorter keys show less, so no mask ever shows more than about a third of its key.
     """
     length = len(api_key)
-    head = 3 if length >= 24 else 0
+    head = head if length >= 24 else 0
     tail = 4 if length >= 12 else 2 if length >= 8 else 0
     return f"{api_key[:head]}...{api_key[length - tail :] if tail else ''}"

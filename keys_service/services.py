@@ -21,7 +21,7 @@ from keys_service.models import ACTIVE, INVALID, REVOKED, SCHEMA, AuditLog, Prov
 from shared.config import Settings
 from shared.db import checkpoint_sqlite, db, utcnow
 from shared.errors import NotFound
-from shared.providers import PROVIDERS, KeyCheck, ProviderAdapter, get_adapter
+from shared.providers import PROVIDERS, KeyCheck, ProviderAdapter, get_adapter, get_spec
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def add_key(settings: Settings, user_id: str, provider: str, api_key: str, label
         key_ciphertext=KeyCipher.from_settings(settings).encrypt(
             api_key, KeyBinding(user_id, provider, key_id)
         ),
-        key_mask=mask_key(api_key),
+        key_mask=mask_key(api_key, get_spec(provider).mask_head),
         status=ACTIVE,
         last_validated_at=now,
         created_at=now,

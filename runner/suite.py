@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from shared.config import DEFAULT_PORTS, REPO_ROOT
+from shared.providers.registry import SPECS
 
 APPS = {
     "auth": "auth_service.app:create_app()",
@@ -60,12 +61,7 @@ def free_port() -> int:
 
 def simulator_base_urls(simulator_url: str) -> dict[str, str]:
     """Where each provider's API lives on the simulator."""
-    return {
-        "OPENAI_BASE_URL": f"{simulator_url}/openai/v1",
-        "ANTHROPIC_BASE_URL": f"{simulator_url}/anthropic/v1",
-        "GEMINI_BASE_URL": f"{simulator_url}/gemini/v1beta",
-        "GROQ_BASE_URL": f"{simulator_url}/groq/openai/v1",
-    }
+    return {spec.base_url_variable: simulator_url + spec.simulator_path for spec in SPECS.values()}
 
 
 def service_env(base_env: Mapping[str, str], ports: Mapping[str, int]) -> dict[str, str]:

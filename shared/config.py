@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from shared.providers import DEFAULT_BASE_URLS
+from shared.providers import SPECS
 
 SERVICE_NAMES = ("gateway", "auth", "keys", "chat", "quota")
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "keys": 8002, "chat": 8003, "quota": 8004}
@@ -285,10 +285,8 @@ _VARS: dict[str, _Var] = {
         _Var("MAIL_OUTBOX_DIR", _text, optional=True),
         _Var("MAIL_MAX_ATTEMPTS", _positive_int, default="5"),
         _Var("MAIL_RETRY_SECONDS", _positive_float, default="30"),
-        _Var("OPENAI_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["openai"]),
-        _Var("ANTHROPIC_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["anthropic"]),
-        _Var("GEMINI_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["gemini"]),
-        _Var("GROQ_BASE_URL", _http_url, default=DEFAULT_BASE_URLS["groq"]),
+        # <PROVIDER>_BASE_URL for each provider in the registry, defaulting to the real API.
+        *(_Var(spec.base_url_variable, _http_url, default=spec.default_base_url) for spec in SPECS.values()),
         _Var("PROVIDER_CONNECT_TIMEOUT_SECONDS", _positive_float, default="5"),
         _Var("PROVIDER_READ_TIMEOUT_SECONDS", _positive_float, default="60"),
         _Var("MAX_BODY_BYTES", _positive_int, default=str(1024 * 1024)),
@@ -386,9 +384,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_outbox_dir=Path(outbox) if outbox else var_dir / "outbox",
         mail_max_attempts=values["MAIL_MAX_ATTEMPTS"],
         mail_retry_seconds=values["MAIL_RETRY_SECONDS"],
-        provider_base_urls={
-            p: values[f"{p.upper()}_BASE_URL"] for p in ("openai", "anthropic", "gemini", "groq")
-        },
+        provider_base_urls={spec.id: values[spec.base_url_variable] for spec in SPECS.values()},
         provider_connect_timeout=values["PROVIDER_CONNECT_TIMEOUT_SECONDS"],
         provider_read_timeout=values["PROVIDER_READ_TIMEOUT_SECONDS"],
         service_urls=service_urls,

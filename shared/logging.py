@@ -10,34 +10,12 @@ from collections.abc import Iterable
 from flask import g, has_request_context
 from pythonjsonlogger.json import JsonFormatter
 
-MASK = "[REDACTED]"
-
-# Shapes of secrets that must never be written: provider keys, bearer tokens, our session cookie,
-# password/token/apiKey fields in JSON or query strings, and signed internal credentials.
-_PATTERNS = [
-    re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"\bgsk_[A-Za-z0-9]{8,}"),
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"),
-    re.compile(r"(?i)(?P<keep>keylm_session=)[^;\s\"']+"),
-    re.compile(
-        r"(?i)(?P<keep>[\"']?(?:x-api-key|x-goog-api-key|x-keylm-internal|password|new_?password"
-        r"|api_?key|token|secret|authorization|cookie)[\"']?\s*[:=]\s*[\"']?)"
-        # A quoted value runs to its closing quote (spaces and escaped quotes included).
-        r"(?:(?<=\")(?:[^\"\\]|\\.)+|(?<=')(?:[^'\\]|\\.)+|[^\"'&\s,;}]+)"
-    ),
-]
-
+from shared.redaction import MASK, mask_secret_shapes
 
 # Emails in rate-limit log lines (flask-limiter names the limit key it refused): our own keys hold
 # only a keyed hash of an email, this is the second line of defence.
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
 EMAIL_REDACTED_LOGGERS = ("flask-limiter", "gateway.limits")
-
-
-def _mask(match: re.Match[str]) -> str:
-    keep = match.group("keep") if "keep" in match.re.groupindex else ""
-    return keep + MASK
 
 
 class Redactor:
@@ -49,9 +27,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        for pattern in _PATTERNS:
-            text = pattern.sub(_mask, text)
-        return text
+        return mask_secret_shapes(text)
 
 
 class RedactionFilter(logging.Filter):

@@ -224,3 +224,8 @@ def script(model: str, reply: Reply) -> StreamScript:
         '{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}', event="error"
     )
     return StreamScript(head, token, tail, mid_error)
+
+
+def make_blueprint(_provider: str) -> Blueprint:
+    """The blueprint the registry mounts for anthropic."""
+    return blueprint

@@ -1,4 +1,4 @@
-"""The provider simulator: OpenAI, Anthropic, Gemini and Groq wire formats on one loopback app."""
+"""The provider simulator: every registered provider's wire format on one loopback app."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import os
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from simulator import anthropic_api, control, gemini_api, openai_api
+from shared.providers.registry import SPECS, load_factory
+from simulator import control
 from simulator.state import SimState
 from simulator.wire import CloseDelimitedResponses
 
-BASE_PATHS = {
-    "openai": "/openai/v1",
-    "anthropic": "/anthropic/v1",
-    "gemini": "/gemini/v1beta",
-    "groq": "/groq/openai/v1",
-}
+# Where each provider's API lives on the simulator (the registry declares it).
+BASE_PATHS = {spec.id: spec.simulator_path for spec in SPECS.values()}
 
 
 def create_app() -> Flask:
@@ -24,10 +21,9 @@ def create_app() -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False
     app.extensions["sim"] = SimState()
-    app.register_blueprint(openai_api.make_blueprint("openai"), url_prefix=BASE_PATHS["openai"])
-    app.register_blueprint(openai_api.make_blueprint("groq"), url_prefix=BASE_PATHS["groq"])
-    app.register_blueprint(anthropic_api.blueprint, url_prefix=BASE_PATHS["anthropic"])
-    app.register_blueprint(gemini_api.blueprint, url_prefix=BASE_PATHS["gemini"])
+    for spec in SPECS.values():
+        make_blueprint = load_factory(spec.simulator_blueprint)
+        app.register_blueprint(make_blueprint(spec.id), url_prefix=spec.simulator_path)
     app.register_blueprint(control.blueprint, url_prefix="/_sim")
     app.wsgi_app = CloseDelimitedResponses(app.wsgi_app)
     # The runner that started this process set KEYLM_INSTANCE_ID; its health wait checks it.

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, jsonify, request
 
+from shared.providers.registry import PROVIDERS
 from simulator.wire import state
 
 blueprint = Blueprint("sim_control", __name__)
-
-PROVIDERS = ("openai", "anthropic", "gemini", "groq")
 
 
 @blueprint.post("/keys/revoke")

@@ -252,3 +252,8 @@ def script(model: str, reply: Reply, thoughts: int, show_thoughts: bool) -> Stre
         + b"\r\n"
     )
     return StreamScript(head, token, tail, mid_error)
+
+
+def make_blueprint(_provider: str) -> Blueprint:
+    """The blueprint the registry mounts for gemini."""
+    return blueprint

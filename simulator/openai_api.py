@@ -54,6 +54,11 @@ class Flavor:
         error.update(param=param, code=code)
         return json_body({"error": error}, status, indent=2, newline=True, headers=headers)
 
+    def models_response(self) -> Response:
+        """GET /models: the catalog, without the simulator's own `chat` marks."""
+        data = [{k: v for k, v in m.items() if k != "chat"} for m in self.models]
+        return json_body({"object": "list", "data": data}, 200, indent=None if self.groq else 2)
+
     def gate_error(self, failure: str, api_key: str | None) -> Response:
         """The response for a key or runtime failure."""
         if failure == "missing_key":
@@ -305,9 +310,9 @@ def _bearer() -> str | None:
     return (token.strip() or None) if scheme == "Bearer" else None
 
 
-def make_blueprint(name: str) -> Blueprint:
+def make_blueprint(name: str, flavor: Flavor | None = None) -> Blueprint:
     """Routes for one flavor: GET /models and POST /chat/completions."""
-    flavor = Flavor(name)
+    flavor = flavor or Flavor(name)
     blueprint = Blueprint(f"{name}_api", __name__)
 
     @blueprint.get("/models")
@@ -317,8 +322,7 @@ def make_blueprint(name: str) -> Blueprint:
         if failure := gate(name, api_key):
             response = flavor.gate_error(failure, api_key)
         else:
-            data = [{k: v for k, v in m.items() if k != "chat"} for m in flavor.models]
-            response = json_body({"object": "list", "data": data}, 200, indent=None if flavor.groq else 2)
+            response = flavor.models_response()
         record.status = response.status_code
         return response
 

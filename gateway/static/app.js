@@ -4,7 +4,7 @@ import { get, post, setUnauthenticatedHandler } from "./js/api.js";
 import { initAuth, showAuthPanel } from "./js/auth.js";
 import { initChat, loadThreads, route, showAppError, stopStreaming } from "./js/chat.js";
 import { initDialogs, toast } from "./js/dialogs.js";
-import { initKeys, loadAllKeys } from "./js/keys.js";
+import { initKeys, loadAllKeys, loadProviders } from "./js/keys.js";
 import { loadMarkdown } from "./js/markdown.js";
 import { resetState, state } from "./js/state.js";
 import { initEmailVerification, loadUsage, renderBanners } from "./js/usage.js";
@@ -57,6 +57,8 @@ async function signOut() {
 async function boot() {
   initDialogs();
   initAuth({ signedIn: (user) => enterApp(user) });
+  // Every provider list, tab and hint is built from the registry: load it before drawing any.
+  await loadProviders().catch(() => showAppError("The provider list could not be loaded; reload the page."));
   initKeys();
   initChat();
   initEmailVerification();

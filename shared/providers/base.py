@@ -1,4 +1,4 @@
-"""Types, errors, the adapter interface and the SSE reader shared by the four provider adapters."""
+"""Types, errors, the adapter interface and the SSE reader shared by the provider adapters."""
 
 from __future__ import annotations
 
@@ -15,29 +15,19 @@ from typing import Any
 import requests
 import urllib3
 
+from shared.redaction import MASK, mask_secret_shapes
 from shared.sse import iter_arriving
 
-PROVIDERS = ("openai", "anthropic", "gemini", "groq")
-
-MASK = "[REDACTED]"
 _ERROR_BODY_LIMIT = 64 * 1024
 _LINE_LIMIT = 8 * 1024 * 1024
 _MESSAGE_LIMIT = 500
-
-# Key shapes that providers echo back (OpenAI quotes a masked key in its 401 message).
-_KEY_PATTERNS = [
-    re.compile(r"(?i)(?<=api key provided: )\S+"),
-    re.compile(r"\b(?:sk-|gsk_|AIza)[\w\-*.]{4,}"),
-]
 
 
 def redact(text: str, secret: str | None = None) -> str:
     """Return text with the given secret and anything key-shaped masked, cut to a sane length."""
     if secret:
         text = text.replace(secret, MASK)
-    for pattern in _KEY_PATTERNS:
-        text = pattern.sub(MASK, text)
-    return text[:_MESSAGE_LIMIT]
+    return mask_secret_shapes(text)[:_MESSAGE_LIMIT]
 
 
 # --- value types ---------------------------------------------------------------------------

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import requests
 
-# A chat model of each provider that the simulator's catalog lists.
-BYOK_MODELS = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5-20250929",
-    "gemini": "gemini-2.5-flash",
-    "groq": "llama-3.1-8b-instant",
-}
-KEY_PREFIX = {"openai": "sk-", "anthropic": "sk-ant-", "gemini": "AIza", "groq": "gsk_"}
+from shared.providers.registry import SPECS
+
+# From the provider registry: a chat model of each provider that the simulator lists, and a
+# prefix each provider's keys really start with.
+BYOK_MODELS = {spec.id: spec.sample_model for spec in SPECS.values()}
+KEY_PREFIX = {spec.id: spec.test_key_prefix for spec in SPECS.values()}
 
 
 def new_key(provider: str, tag: str = "e2e") -> str:

@@ -101,6 +101,7 @@ def test_every_operation_answers_what_the_document_says(signed_in: Browserless, 
     check(c.get("/api/healthz"), 200)
     check(c.get("/api/openapi.json"), 200)
     check(c.get("/api/docs"), 200)
+    check(c.get("/api/providers"), 200)
     check(c.get("/api/auth/me"), 200)
     check(c.get("/api/usage/free"), 200)
     key = check(

@@ -3,6 +3,7 @@ left running: clear 503s in the envelope, nothing half-written, and it all works
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 
@@ -18,6 +19,7 @@ from tests.faults.conftest import (
     launch_fault_suite,
     new_key,
     only_events,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -128,6 +130,39 @@ def test_quota_service_down_when_a_free_request_must_be_given_back(suite):
 
     assert_invariants(suite, timeout=15)
     assert client.get("/api/usage/free").json()["user"]["used"] == 0
+
+
+def test_a_refund_quota_cannot_take_survives_a_chat_service_restart(suite):
+    """The refund of a failed free request cannot reach quota_service, and chat_service is killed and
+    started again before quota_service is back: the refund lives in chat's outbox table, not in the
+    dead process, so the new process delivers it once quota_service answers."""
+    client = FaultClient(suite)
+    thread = client.free_thread()
+    response = client.send(thread["id"], "Think forever [[sim:hang]]")
+    stream = client.events(response)
+    first = next(item for item in stream if isinstance(item, Event))
+    assert first.name == "message.created"
+    suite.stop("quota", signal.SIGKILL)
+    try:
+        items = [first, *stream]  # the provider times out (2 s) while quota is down: refund pending
+        assert_terminal_error(items, "upstream_unavailable")
+        response.close()
+        suite.stop("chat", signal.SIGKILL)
+        suite.start("chat")
+        suite.wait_healthy(["chat"])
+    finally:
+        suite.start("quota")
+        suite.wait_healthy(["quota"])
+
+    wait_until(
+        lambda: _used(client) == 0, timeout=30, what="the refund after chat_service restarted", interval=0.5
+    )
+    assert_invariants(suite, timeout=15)
+
+
+def _used(client: FaultClient) -> int | None:
+    response = client.get("/api/usage/free")
+    return response.json()["user"]["used"] if response.status_code == 200 else None
 
 
 def test_keys_service_down_while_a_byok_reply_streams(suite):

@@ -20,17 +20,13 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from shared.providers import get_adapter
+from shared.providers.registry import SPECS
 
 REPO = Path(__file__).resolve().parents[2]
 # The one thing outside the repository a test may read: recorded real provider responses, kept
 # beside the project (not in it). A clone on its own skips the tests that replay them.
 TRANSCRIPTS = REPO.parent / "shared" / "provider-transcripts"
-SIM_PATHS = {
-    "openai": "/openai/v1",
-    "anthropic": "/anthropic/v1",
-    "gemini": "/gemini/v1beta",
-    "groq": "/groq/openai/v1",
-}
+SIM_PATHS = {spec.id: spec.simulator_path for spec in SPECS.values()}
 
 
 @pytest.fixture(scope="session")
@@ -195,8 +191,8 @@ def simulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simu
             try:
                 if sim.http.get(sim.root + "/_sim/stats", timeout=1).ok:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or its worker is still loading the app
             if time.monotonic() > deadline:
                 pytest.fail("simulator did not start:\n" + log.read_text())
             time.sleep(0.1)

@@ -114,7 +114,7 @@ def test_unknown_role_is_a_programming_error(replay):
 def test_get_adapter_defaults_to_the_real_base_urls():
     assert get_adapter("gemini").base_url == "https://generativelanguage.googleapis.com/v1beta"
     with pytest.raises(ValueError):
-        get_adapter("mistral", "http://x")
+        get_adapter("no-such-provider", "http://x")
 
 
 def test_sse_parser_handles_crlf_comments_multiline_data_and_eof_dispatch():

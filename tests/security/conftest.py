@@ -25,6 +25,7 @@ import requests
 from runner.suite import Suite
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
 from shared.internal_auth import InternalCredentials
+from shared.providers.registry import SPECS
 from shared.tokens import session_codec
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Browserless, launch_suite
@@ -34,7 +35,7 @@ SCHEMAS = ("auth", "keys", "chat", "quota")
 SERVICES = ("auth", "keys", "chat", "quota")
 PROCESSES = ("simulator", "auth", "keys", "chat", "quota", "gateway")
 # Realistic shapes, so a leak that a shape-based redactor would hide and one it would not both show.
-KEY_PREFIX = {"openai": "sk-proj-", "anthropic": "sk-ant-api03-", "gemini": "AIza", "groq": "gsk_"}
+KEY_PREFIX = {spec.id: spec.test_key_prefix for spec in SPECS.values()}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

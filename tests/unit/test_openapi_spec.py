@@ -35,7 +35,12 @@ from tests.conftest import make_settings
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 SERVICES = ("auth_service", "keys_service", "chat_service", "quota_service")
-GATEWAY_ONLY = {("GET", "/api/healthz"), ("GET", "/api/openapi.json"), ("GET", "/api/docs")}
+GATEWAY_ONLY = {
+    ("GET", "/api/healthz"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/docs"),
+    ("GET", "/api/providers"),
+}
 SAMPLE_PATH_VALUES = {"provider": "openai", "keyId": "key-1", "threadId": "thread-1"}
 ALL_DOCS = merge_docs(SERVICE_DOCS)
 FIELD_DOCS, INPUT_COMPONENTS, OUTPUT_COMPONENTS = ALL_DOCS.field_docs, ALL_DOCS.inputs, ALL_DOCS.outputs
@@ -168,6 +173,7 @@ def test_cookie_auth_is_the_default_and_public_operations_opt_out(spec):
         ("GET", "/api/healthz"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/docs"),
+        ("GET", "/api/providers"),
         ("POST", "/api/auth/register"),
         ("POST", "/api/auth/login"),
         ("POST", "/api/auth/password-reset/request"),

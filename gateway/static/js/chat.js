@@ -9,7 +9,7 @@ import { activeKeys, on, state } from "./state.js";
 import { freeAvailable, loadUsage, markExhausted, markUnverified, renderBanners } from "./usage.js";
 import {
   $, clearFormErrors, el, formatAge, formatDateTime, formatLocalTime, formatNumber, newRequestId,
-  PROVIDERS, providerName, show, showFormErrors,
+  PROVIDERS, providerInfo, providerName, show, showFormErrors,
 } from "./util.js";
 
 const PAGE_SIZE = 30;
@@ -584,7 +584,8 @@ function onProviderChange() {
     if (!keys.length) {
       hint.replaceChildren(`Add your ${providerName(provider)} key to choose a model. `, keysLink("Add a key", provider));
     } else {
-      hint.replaceChildren(`Billed to your ${providerName(provider)} key.`);
+      const extra = (providerInfo(provider) || {}).hint;
+      hint.replaceChildren(`Billed to your ${providerName(provider)} key.${extra ? ` ${extra}` : ""}`);
       const keySelect = $("#setup-key");
       const previousKey = keySelect.value;
       keySelect.replaceChildren(...keys.map((key) =>

@@ -4,14 +4,33 @@
 import { del, get, post } from "./api.js";
 import { confirmAction, toast } from "./dialogs.js";
 import { emit, on, state } from "./state.js";
-import { $, clearFormErrors, el, formatAge, formatDateTime, PROVIDERS, providerName, show, showFormErrors } from "./util.js";
+import {
+  $, clearFormErrors, el, formatAge, formatDateTime, PROVIDERS, providerBadge, providerInfo, providerName,
+  providerNames, setProviders, show, showFormErrors,
+} from "./util.js";
 
-let currentProvider = "openai";
+let currentProvider = "";
 
 const STATUS_TEXT = { active: "Active", invalid: "Invalid", revoked: "Revoked" };
-const PLACEHOLDERS = { openai: "sk-…", anthropic: "sk-ant-…", gemini: "AIza…", groq: "gsk_…" };
 
-/** Load every provider's keys (four small calls); a provider that fails keeps its old list. */
+/** Load the provider registry's public list (before anything draws a provider). */
+export async function loadProviders() {
+  const body = await get("/api/providers");
+  setProviders(body.providers || []);
+  currentProvider = PROVIDERS[0] || "";
+  renderProviderTabs();
+  $("#reminder-providers").textContent = providerNames();
+}
+
+function renderProviderTabs() {
+  $("#provider-tabs").replaceChildren(...PROVIDERS.map((provider) => el(
+    "button",
+    { type: "button", role: "tab", class: "tab", id: `tab-${provider}`, dataset: { provider }, "aria-controls": "key-panel" },
+    providerBadge(provider), providerName(provider),
+  )));
+}
+
+/** Load every provider's keys (one small call each); a provider that fails keeps its old list. */
 export async function loadAllKeys() {
   const results = await Promise.allSettled(
     PROVIDERS.map((p) => get(`/api/providers/${p}/keys`).then((body) => [p, body.keys || []])),
@@ -60,7 +79,14 @@ function selectProvider(provider) {
   }
   $("#key-panel").setAttribute("aria-labelledby", `tab-${provider}`);
   $("#key-input-label").textContent = `${providerName(provider)} API key`;
-  $("#key-input").placeholder = PLACEHOLDERS[provider] || "";
+  const info = providerInfo(provider) || {};
+  $("#key-input").placeholder = info.keyPlaceholder || "";
+  const where = $("#key-input-where");
+  if (info.keyUrl) {
+    where.replaceChildren("Create one at ", el("a", { href: info.keyUrl, target: "_blank", rel: "noopener noreferrer" }, new URL(info.keyUrl).host), ".");
+  } else {
+    where.replaceChildren();
+  }
   const form = $("#key-form");
   clearFormErrors(form);
   $("#key-form-status").textContent = "";

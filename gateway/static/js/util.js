@@ -24,9 +24,34 @@ export function show(node, visible = true) {
   if (node) node.hidden = !visible;
 }
 
-export const PROVIDERS = ["openai", "anthropic", "gemini", "groq"];
-export const PROVIDER_NAMES = { openai: "OpenAI", anthropic: "Anthropic", gemini: "Gemini", groq: "Groq" };
-export const providerName = (provider) => PROVIDER_NAMES[provider] || provider || "";
+// Filled once at boot from GET /api/providers (the server's provider registry), in display order.
+export const PROVIDERS = [];
+const PROVIDER_INFO = {};
+
+/** Replace the provider list with the registry's public metadata. */
+export function setProviders(list) {
+  PROVIDERS.splice(0, PROVIDERS.length, ...list.map((p) => p.id));
+  for (const id of Object.keys(PROVIDER_INFO)) delete PROVIDER_INFO[id];
+  for (const p of list) PROVIDER_INFO[p.id] = p;
+}
+
+export const providerInfo = (provider) => PROVIDER_INFO[provider] || null;
+export const providerName = (provider) => (PROVIDER_INFO[provider] || {}).name || provider || "";
+
+/** A list of names the way a sentence says it: "A, B or C". */
+export function providerNames(joiner = "or") {
+  const names = PROVIDERS.map(providerName);
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} ${joiner} ${names[names.length - 1]}` : names.join("");
+}
+
+/** A small round badge with the provider's monogram and colour (decorative: CSS draws the letter,
+ * so a label or tab that holds the badge still reads as the provider's name alone). */
+export function providerBadge(provider) {
+  const info = PROVIDER_INFO[provider] || {};
+  const badge = el("span", { class: "provider-monogram", "aria-hidden": "true", dataset: { monogram: info.monogram || "?" } });
+  if (info.color) badge.style.backgroundColor = info.color;
+  return badge;
+}
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
