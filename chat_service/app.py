@@ -9,7 +9,7 @@ from shared.http import ServiceClient
 
 
 def create_app(settings: Settings | None = None):
-    settings = settings or load_settings()
+    settings = settings or load_settings(service="chat")
     app = create_service_app("chat", settings, blueprints=[bp], schema=SCHEMA)
     app.extensions["keylm.upstream"] = Upstream(settings, ServiceClient(settings, caller="chat"))
     return app

@@ -44,10 +44,12 @@ def migrate() -> None:
     """Upgrade every service's schema to its newest revision."""
     import flask_migrate
 
-    load_settings()  # fail fast, naming the bad variable, before touching any database
+    # Fail fast, naming the bad variable, before touching any database. Migrating needs no secret
+    # (the migration job on Kubernetes gets the database URL alone).
+    settings = load_settings(service="migrate")
     for name in DATABASE_SERVICES:
         module_name = APPS[name].split(":")[0]
-        app = importlib.import_module(module_name).create_app()
+        app = importlib.import_module(module_name).create_app(settings)
         if "migrate" not in app.extensions:
             continue
         with app.app_context():
