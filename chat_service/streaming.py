@@ -89,8 +89,10 @@ def start_send(
 ) -> Iterator[bytes]:
     """Check, reserve and store the request, then return the SSE byte stream of the reply."""
     thread = get_thread(user_id, thread_id)
-    fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
+    orphaned_reservations = fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
     db.session.commit()  # the orphans stay failed whatever this send does next
+    for orphaned in orphaned_reservations:
+        upstream.release_free_request(user_id, orphaned)
     previous = _find_request(thread.id, client_request_id)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
@@ -110,6 +112,9 @@ def start_send(
         if repeat is None or repeat[1].status in ("streaming", "failed"):
             raise RequestInProgress() from None
         return _answer_repeat(*repeat)
+    if reservation_id:
+        # Should this process die mid-stream, whoever fails the orphaned reply gives it back.
+        assistant.metadata_ = {"freeReservationId": reservation_id}
 
     plan = SendPlan(
         user_id=user_id,

@@ -168,6 +168,26 @@ def test_chat_service_killed_mid_stream_leaves_no_reply_streaming(short_lease_su
     assert_invariants(short_lease_suite)
 
 
+def test_a_free_reply_orphaned_by_a_killed_chat_service_gives_its_request_back(short_lease_suite):
+    """The text of an orphaned reply died with its process: its free request must not count, and
+    the retry in its place takes the only one."""
+    client = FaultClient(short_lease_suite)
+    thread = client.free_thread()
+    request_id = uuid.uuid4().hex
+    response = client.send(thread["id"], "Long [[sim:delay=200]] [[sim:tokens=200]]", request_id)
+    events = client.events(response)
+    next(e for e in events if isinstance(e, Event) and e.name == "delta")
+    with ServiceDown(short_lease_suite, "chat"):
+        response.close()
+    time.sleep(2.5)  # the lease (2 s) runs out: no process renews it any more
+    reply = client.messages(thread["id"])[-1]
+    assert reply["status"] == "failed" and reply["content"] == ""
+    assert client.get("/api/usage/free").json()["user"]["used"] == 0
+    retried = only_events(client.exchange(thread["id"], "Long [[sim:tokens=3]]", request_id))
+    assert retried[-1].name == "done"
+    assert_invariants(short_lease_suite)
+
+
 def test_a_live_stream_longer_than_the_lease_is_not_expired(short_lease_suite):
     client = FaultClient(short_lease_suite)
     thread, _ = client.byok_thread("openai")
