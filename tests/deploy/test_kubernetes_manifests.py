@@ -188,7 +188,7 @@ def documented_service_graph() -> dict[str, set[str]]:
     `providers` for the internet."""
     graph = {}
     row = re.compile(r"^\| `(\w+?)(?:_service)?` \| \d+ \| .* \| (.+?) \|$")
-    for line in (REPO_ROOT / "docs" / "architecture.md").read_text().splitlines():
+    for line in (REPO_ROOT / "docs/architecture.md").read_text().splitlines():
         if match := row.match(line):
             name, talks_to = match.groups()
             if talks_to == "every service":
