@@ -174,7 +174,8 @@ def test_a_free_reply_orphaned_by_a_killed_chat_service_gives_its_request_back(s
     client = FaultClient(short_lease_suite)
     thread = client.free_thread()
     request_id = uuid.uuid4().hex
-    response = client.send(thread["id"], "Long [[sim:delay=200]] [[sim:tokens=200]]", request_id)
+    # Long enough to outlive the kill, short enough for the retry (it repeats this same message).
+    response = client.send(thread["id"], "Long [[sim:delay=50]] [[sim:tokens=100]]", request_id)
     events = client.events(response)
     next(e for e in events if isinstance(e, Event) and e.name == "delta")
     with ServiceDown(short_lease_suite, "chat"):
