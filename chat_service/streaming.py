@@ -74,6 +74,9 @@ class SendPlan:
     reservation_id: str | None = None
     lease_renewed_at: float = field(default_factory=time.monotonic)
     deadline: float = float("inf")  # time.monotonic() past which the reply is cut (STREAM_MAX_SECONDS)
+    # Set when the reply's row was no longer `streaming`: a reader took this process for dead
+    # (its lease ran out while it stalled), failed the reply and gave its free request back.
+    lease_lost: bool = False
 
 
 class ReplyTooLong(Exception):
@@ -82,6 +85,10 @@ class ReplyTooLong(Exception):
 
 class ServerStopping(Exception):
     """This worker is stopping and its drain time is over."""
+
+
+class LeaseLost(Exception):
+    """Another process failed this reply as orphaned: it must not be told complete."""
 
 
 def start_send(
@@ -289,6 +296,10 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
         _finish(plan, reply, "stopped")
         logger.info("client left; reply stored as stopped", extra={"message_id": plan.assistant_id})
         raise
+    except LeaseLost:
+        logger.warning("lease lost; reply ended as interrupted", extra={"message_id": plan.assistant_id})
+        yield _lease_lost_event(plan)
+        return
     except ServerStopping as exc:
         # This process is stopping (a deploy, `make run` ending) and the drain time is over: keep
         # the part and tell the client it may send the request again (to another process).
@@ -307,7 +318,17 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
     if reply.usage:
         yield sse_event("usage", reply.usage)
     message = _finish(plan, reply, "complete")
+    if plan.lease_lost:
+        yield _lease_lost_event(plan)
+        return
     yield sse_event("done", {"message": message})
+
+
+def _lease_lost_event(plan: SendPlan) -> bytes:
+    """The `error` event of a reply another process already failed (and stored, with no text)."""
+    envelope = {"code": "interrupted", "message": INTERRUPTED["message"], "retryable": True}
+    message = {**plan.assistant_message, "status": "failed", "content": "", "error": envelope}
+    return sse_event("error", {"error": envelope, "message": message})
 
 
 def _renew_lease(plan: SendPlan, every_seconds: float) -> None:
@@ -317,16 +338,20 @@ def _renew_lease(plan: SendPlan, every_seconds: float) -> None:
         return
     plan.lease_renewed_at = now
     try:
-        db.session.execute(
+        renewed = db.session.execute(
             sa.update(Message)
             .where(Message.id == plan.assistant_id, Message.status == "streaming")
             .values(updated_at=utcnow())
-        )
+        ).rowcount
         db.session.commit()
     except Exception as exc:  # a missed renewal only matters after several in a row
         with contextlib.suppress(Exception):
             db.session.rollback()
         logger.warning("could not renew a stream lease: %s", type(exc).__name__)
+        return
+    if not renewed:
+        plan.lease_lost = True
+        raise LeaseLost()
 
 
 class _ProviderCall:
@@ -454,6 +479,7 @@ def _store_outcome(plan: SendPlan, values: dict[str, Any], usage: dict[str, Any]
             .where(Message.id == plan.assistant_id, Message.status == "streaming")
             .values(**values)
         ).rowcount
+        plan.lease_lost = plan.lease_lost or not stored
         if stored:
             db.session.execute(
                 sa.update(Thread)

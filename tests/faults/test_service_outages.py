@@ -3,8 +3,10 @@ left running: clear 503s in the envelope, nothing half-written, and it all works
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -187,6 +189,27 @@ def test_a_free_reply_orphaned_by_a_killed_chat_service_gives_its_request_back(s
     retried = only_events(client.exchange(thread["id"], "Long [[sim:tokens=3]]", request_id))
     assert retried[-1].name == "done"
     assert_invariants(short_lease_suite)
+
+
+def test_a_stream_whose_reply_was_failed_as_orphaned_ends_interrupted_not_done(short_lease_suite):
+    """A process that stalled past its lease finds its reply failed by a reader (which gave the
+    free request back): it must not tell the client the reply is complete."""
+    client = FaultClient(short_lease_suite)
+    thread = client.free_thread()
+    response = client.send(thread["id"], "Long [[sim:delay=100]] [[sim:tokens=30]]")
+    events = client.events(response)
+    created = next(e for e in events if isinstance(e, Event) and e.name == "message.created")
+    # What a reader on another replica does to a reply whose lease ran out.
+    chat_db = Path(short_lease_suite.env["KEYLM_VAR_DIR"]) / "chat.db"
+    with sqlite3.connect(chat_db, timeout=10) as connection:
+        connection.execute(
+            "UPDATE messages SET status = 'failed' WHERE id = ?", (created.data["assistantMessage"]["id"],)
+        )
+
+    terminal = [e for e in only_events(list(events)) if e.name in ("done", "error")]
+
+    assert [e.name for e in terminal] == ["error"]
+    assert terminal[0].data["error"]["code"] == "interrupted" and terminal[0].data["error"]["retryable"]
 
 
 def test_a_live_stream_longer_than_the_lease_is_not_expired(short_lease_suite):
