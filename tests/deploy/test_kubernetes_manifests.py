@@ -156,8 +156,10 @@ def test_every_container_has_probes_limits_and_a_locked_down_context(rendered):
             (container,) = spec["containers"]
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
             assert container["readinessProbe"]["httpGet"]["path"] == "/healthz", name
-            # Drain time, then gunicorn's graceful timeout (2 s more), before the kubelet kills.
-            assert spec["terminationGracePeriodSeconds"] > drain + 2, name
+            # The preStop pause, the drain time, then gunicorn's graceful timeout (2 s more), all
+            # before the kubelet kills.
+            pause = float(container["lifecycle"]["preStop"]["exec"]["command"][1])
+            assert spec["terminationGracePeriodSeconds"] > pause + drain + 2, name
 
 
 def test_services_offer_a_named_metrics_port(rendered):
