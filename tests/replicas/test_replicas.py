@@ -86,7 +86,10 @@ def test_concurrent_free_sends_grant_exactly_the_global_limit(fresh_day):
             if response.status_code != 200:
                 return index % len(users), response.json()["error"]["code"]
             events = [e for e in iter_events(response) if isinstance(e, Event)]
-            return index % len(users), events[-1].name
+            terminal = events[-1]
+            if terminal.name == "error":
+                assert terminal.data["error"]["code"] == "interrupted", terminal.data
+            return index % len(users), terminal.name
 
     with ThreadPoolExecutor(max_workers=100) as pool:
         outcomes = list(pool.map(free_send, range(100)))
@@ -95,7 +98,8 @@ def test_concurrent_free_sends_grant_exactly_the_global_limit(fresh_day):
     refused = [outcome for _, outcome in outcomes if outcome != "done"]
     assert sum(granted.values()) == GLOBAL_FREE_LIMIT, Counter(refused)
     assert max(granted.values()) <= USER_FREE_LIMIT, granted
-    assert set(refused) == {"free_quota_exhausted"}
+    # A reply ended `interrupted` (its replica stalled past its lease) gave its request back.
+    assert set(refused) <= {"free_quota_exhausted", "error"}, Counter(refused)
     usage = users[0][0].get("/api/usage/free").json()
     assert usage["global"]["used"] == GLOBAL_FREE_LIMIT
     for index, (client, _) in enumerate(users):
@@ -191,7 +195,7 @@ def test_a_chat_replica_killed_mid_stream_fails_the_reply_and_it_can_be_retried(
     assert all(e.name == "delta" for e in rest), rest
 
     # The surviving replica reads the thread, finds the lease run out, and fails the reply.
-    reply = client.settled_reply(thread_id, timeout=15)
+    reply = client.settled_reply(thread_id, timeout=20)
     assert reply["status"] == "failed"
     suite.balancer.set_state(streaming, "maint")
     suite.start_replica(streaming)
@@ -216,17 +220,20 @@ def test_a_rolling_restart_under_load_loses_nothing(fresh_day):
     def steady_sends(index: int) -> None:
         client, thread_id, api_key = senders[index]
         sent = 0
-        # Under the per-user send limit, and bounded in time whatever happens.
+        # Paced under the per-user send limit, and bounded in count and time whatever happens.
         deadline = time.monotonic() + 150
-        while not stop.is_set() and sent < SEND_LIMIT_PER_MINUTE and time.monotonic() < deadline:
+        while not stop.is_set() and sent < 30 and time.monotonic() < deadline:
             request_id = uuid.uuid4().hex
             sent += 1
-            with client.send(thread_id, "Steady [[sim:delay=40]] [[sim:tokens=20]]", request_id) as response:
+            # Every other reply outlasts DRAIN_SECONDS: a replica stopped under it must end it.
+            tokens = 20 if sent % 2 else 50
+            content = f"Steady [[sim:delay=40]] [[sim:tokens={tokens}]]"
+            with client.send(thread_id, content, request_id) as response:
                 if response.status_code != 200:
                     results.append((api_key, request_id, response.status_code))
                     continue
                 results.append((api_key, request_id, only_events(list(client.events(response)))))
-            time.sleep(0.5)
+            time.sleep(2.0)
 
     threads = [threading.Thread(target=steady_sends, args=(i,), daemon=True) for i in range(len(senders))]
     for thread in threads:
