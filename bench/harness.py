@@ -165,6 +165,8 @@ def start(
         LOGIN_LIMIT_PER_IP_PER_MINUTE="1000000",
         LOGIN_LIMIT_PER_EMAIL_PER_MINUTE="1000000",
         REGISTER_LIMIT_PER_IP_PER_MINUTE="1000000",
+        # 100 concurrent streams come from 8 users: the per-user bound (4 by default) would refuse most.
+        MAX_STREAMS_PER_USER="1000000",
         LOG_LEVEL=log_level,
         WEB_CONCURRENCY="1",
     )
