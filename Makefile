@@ -26,9 +26,15 @@ $(VENDOR_STAMP): web/package.json web/package-lock.json web/copy-vendor.js
 	@node web/copy-vendor.js
 	@touch $@
 
-# Debian packages the tests drive: Chromium for the browser suite.
+# Debian packages the tests drive: Chromium for the browser suite, HAProxy for the replica suite
+# (tests/replicas), kubectl to render the Kubernetes manifests (tests/deploy).
+# Each package installs a command of its own name (haproxy's lives in /usr/sbin).
+SYSTEM_PACKAGES := chromium haproxy kubectl
 system-deps:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; for package in $(SYSTEM_PACKAGES); do \
+		PATH="$$PATH:/usr/sbin" command -v $$package >/dev/null || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 run: setup vendor
 	@$(PY) -m runner run

@@ -169,6 +169,8 @@ def start(
         MODEL_REFRESH_LIMIT_PER_MINUTE="1000000",
         THREAD_CREATE_LIMIT_PER_MINUTE="1000000",
         MAX_THREADS_PER_USER="1000000",
+        # 100 concurrent streams come from 8 users: the per-user bound (4 by default) would refuse most.
+        MAX_STREAMS_PER_USER="1000000",
         LOG_LEVEL=log_level,
         WEB_CONCURRENCY="1",
     )

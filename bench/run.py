@@ -37,6 +37,7 @@ from bench import harness
 from bench.harness import DIRECT_PATH, Bench, Slot, direct_body, gateway_body
 from bench.sseclient import StreamResult, Target, stream
 from bench.stats import fmt, percentile, ratio, table
+from bench.workers import run_workers
 from shared.config import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -621,6 +622,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="measure every level even after one is too slow (a level with failed streams still stops)",
     )
+    parser.add_argument(
+        "--workers", default="1,2", help="workers per service to compare (comma list; empty: skip)"
+    )
+    parser.add_argument("--only-workers", action="store_true", help="run the workers comparison alone")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--keep", action="store_true", help="keep the var dir (logs, databases)")
     return parser.parse_args(argv)
@@ -657,6 +662,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Starting the suite ({backend}); RLIMIT_NOFILE {fd_limit}; background load {start_load:.0f}%",
         flush=True,
     )
+    worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    if args.only_workers:
+        print(run_workers(args, cfg, worker_counts or [1, 2]), flush=True)
+        return 0
     bench = harness.start(args.postgres, args.redis, args.log_level, extra_env)
     print(f"  var dir {bench.var_dir}; workers {bench.workers}", flush=True)
     try:
@@ -709,18 +718,21 @@ def main(argv: list[str] | None = None) -> int:
             stop_reason, cpu_windows, start_load, time.monotonic() - started,
         )  # fmt: skip
         report += "\n\n" + by_framing + "\n"
-        print()
-        print(report, flush=True)
-        failures = [r for r in (*gw1, *d1, *gw100, *d100) if not r.ok]
-        if failures:
-            print(f"\nFailed streams: {len(failures)}; first: {failures[0].error or failures[0].ended}")
-        if not args.no_doc:
-            write_doc(report)
-            print(f"\nWritten to {DOC.relative_to(REPO_ROOT)}")
     finally:
         bench.stop()
         if args.keep:
             print(f"Kept {bench.var_dir}")
         else:
             shutil.rmtree(bench.var_dir, ignore_errors=True)
+    # The comparison starts suites of its own, once the first one has stopped.
+    if worker_counts:
+        report += "\n\n" + run_workers(args, cfg, worker_counts)
+    print()
+    print(report, flush=True)
+    failures = [r for r in (*gw1, *d1, *gw100, *d100) if not r.ok]
+    if failures:
+        print(f"\nFailed streams: {len(failures)}; first: {failures[0].error or failures[0].ended}")
+    if not args.no_doc:
+        write_doc(report)
+        print(f"\nWritten to {DOC.relative_to(REPO_ROOT)}")
     return 0

@@ -17,7 +17,7 @@ from chat_service.upstream import Upstream
 from shared.errors import NotFound
 from shared.providers import PROVIDERS
 from shared.sse import SSE_HEADERS
-from shared.web import current_user_id, get_settings, load_json
+from shared.web import current_user_id, load_json
 
 bp = Blueprint("chat", __name__)
 
@@ -63,7 +63,7 @@ def list_threads():
 
 @bp.get("/api/threads/<thread_id>")
 def get_thread(thread_id: str):
-    thread, messages = threads.read_thread(current_user_id(), thread_id, get_settings().stream_lease_seconds)
+    thread, messages = threads.read_thread(current_user_id(), thread_id, _upstream())
     return {"thread": thread_schema.dump(thread), "messages": message_schema.dump(messages, many=True)}
 
 

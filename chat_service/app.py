@@ -10,7 +10,7 @@ from shared.http import ServiceClient
 
 
 def create_app(settings: Settings | None = None):
-    settings = settings or load_settings()
+    settings = settings or load_settings(service="chat")
     app = create_service_app("chat", settings, blueprints=[bp], schema=SCHEMA)
     upstream = Upstream(settings, ServiceClient(settings, caller="chat"))
     app.extensions["keylm.upstream"] = upstream

@@ -86,6 +86,9 @@ class SendPlan:
     history_dropped: int | None = None
     lease_renewed_at: float = field(default_factory=time.monotonic)
     deadline: float = float("inf")  # time.monotonic() past which the reply is cut (STREAM_MAX_SECONDS)
+    # Set when the reply's row was no longer `streaming`: a reader took this process for dead
+    # (its lease ran out while it stalled), failed the reply and gave its free request back.
+    lease_lost: bool = False
 
 
 class ReplyTooLong(Exception):
@@ -96,13 +99,18 @@ class ServerStopping(Exception):
     """This worker is stopping and its drain time is over."""
 
 
+class LeaseLost(Exception):
+    """Another process failed this reply as orphaned: it must not be told complete."""
+
+
 def start_send(
     upstream: Upstream, user_id: str, thread_id: str, content: str, client_request_id: str
 ) -> Iterator[bytes]:
     """Check, reserve and store the request, then return the SSE byte stream of the reply."""
     thread = get_thread(user_id, thread_id)
-    fail_orphaned_replies(thread.id, upstream.settings.stream_lease_seconds)
-    db.session.commit()  # the orphans stay failed whatever this send does next
+    orphan_refunds = fail_orphaned_replies(thread.id, user_id, upstream.settings.stream_lease_seconds)
+    db.session.commit()  # the orphans stay failed (and their refunds owed) whatever this send does next
+    outbox.deliver(upstream, orphan_refunds)
     previous = _find_request(thread.id, client_request_id, content)
     if previous is not None and previous[1].status != "failed":
         return _answer_repeat(*previous)
@@ -137,6 +145,9 @@ def start_send(
         if repeat is None or repeat[1].status in ("streaming", "failed"):
             raise RequestInProgress() from None
         return _answer_repeat(*repeat)
+    if reservation_id:
+        # Should this process die mid-stream, whoever fails the orphaned reply gives it back.
+        assistant.metadata_ = {"freeReservationId": reservation_id}
 
     plan = SendPlan(
         user_id=user_id,
@@ -330,6 +341,10 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
         _finish(plan, reply, "stopped")
         logger.info("client left; reply stored as stopped", extra={"message_id": plan.assistant_id})
         raise
+    except LeaseLost:
+        logger.warning("lease lost; reply ended as interrupted", extra={"message_id": plan.assistant_id})
+        yield _lease_lost_event(plan)
+        return
     except ServerStopping as exc:
         # This process is stopping (a deploy, `make run` ending) and the drain time is over: keep
         # the part and tell the client it may send the request again (to another process).
@@ -348,7 +363,17 @@ def stream_reply(upstream: Upstream, plan: SendPlan) -> Iterator[bytes]:
     if reply.usage:
         yield sse_event("usage", reply.usage)
     message = _finish(plan, reply, "complete")
+    if plan.lease_lost:
+        yield _lease_lost_event(plan)
+        return
     yield sse_event("done", {"message": message})
+
+
+def _lease_lost_event(plan: SendPlan) -> bytes:
+    """The `error` event of a reply another process already failed (and stored, with no text)."""
+    envelope = {"code": "interrupted", "message": INTERRUPTED["message"], "retryable": True}
+    message = {**plan.assistant_message, "status": "failed", "content": "", "error": envelope}
+    return sse_event("error", {"error": envelope, "message": message})
 
 
 def _renew_lease(plan: SendPlan, every_seconds: float) -> None:
@@ -358,16 +383,20 @@ def _renew_lease(plan: SendPlan, every_seconds: float) -> None:
         return
     plan.lease_renewed_at = now
     try:
-        db.session.execute(
+        renewed = db.session.execute(
             sa.update(Message)
             .where(Message.id == plan.assistant_id, Message.status == "streaming")
             .values(updated_at=utcnow())
-        )
+        ).rowcount
         db.session.commit()
     except Exception as exc:  # a missed renewal only matters after several in a row
         with contextlib.suppress(Exception):
             db.session.rollback()
         logger.warning("could not renew a stream lease: %s", type(exc).__name__)
+        return
+    if not renewed:
+        plan.lease_lost = True
+        raise LeaseLost()
 
 
 class _ProviderCall:
@@ -516,6 +545,7 @@ def _store_outcome(
             .where(Message.id == plan.assistant_id, Message.status == "streaming")
             .values(**values)
         ).rowcount
+        plan.lease_lost = plan.lease_lost or not stored
         if stored:
             db.session.execute(
                 sa.update(Thread)

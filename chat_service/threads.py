@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chat_service import outbox
 from chat_service.catalog import catalog_has_model
 from chat_service.free_limits import check_free_system_prompt, free_thread_settings
 from chat_service.models import Message, Thread
@@ -159,30 +160,41 @@ INTERRUPTED = {
 }
 
 
-def fail_orphaned_replies(thread_id: str, lease_seconds: float) -> None:
-    """Mark replies whose streaming process died as failed, so they can be retried.
+def fail_orphaned_replies(thread_id: str, user_id: str, lease_seconds: float) -> list[str]:
+    """Mark replies whose streaming process died as failed, so they can be retried, and owe back
+    the free requests they held (outbox rows in the same transaction); the ids of those rows, for
+    the caller to deliver once it has committed.
 
     A streaming reply renews its lease (updated_at) while it streams; one whose lease is older
-    than STREAM_LEASE_SECONDS lost its chat_service process (a crash, a deploy). The caller commits.
+    than STREAM_LEASE_SECONDS lost its chat_service process (a crash, a deploy). Its text died with
+    the process (the row holds none), so its free request is not counted. The caller commits.
     """
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     expired = (Message.thread_id == thread_id, Message.status == "streaming", Message.updated_at < cutoff)
     # Look before writing: an UPDATE would take SQLite's write lock on every send.
-    if db.session.scalar(sa.select(sa.exists().where(*expired))):
-        orphaned = db.session.execute(
+    orphans = db.session.execute(sa.select(Message.id, Message.metadata_).where(*expired)).all()
+    refunds = []
+    for message_id, metadata in orphans:
+        # Readers on other replicas may find the same orphan: the one whose update lands gives back.
+        failed = db.session.execute(
             sa.update(Message)
-            .where(*expired)
+            .where(Message.id == message_id, *expired)
             .values(status="failed", metadata_={"usage": None, "error": INTERRUPTED}, updated_at=utcnow())
         ).rowcount
-        logger.warning("failed %d orphaned streaming replies", orphaned, extra={"thread_id": thread_id})
+        if failed and (metadata or {}).get("freeReservationId"):
+            refunds.append(outbox.enqueue_release(user_id, metadata["freeReservationId"]).id)
+    if orphans:
+        logger.warning("failed %d orphaned streaming replies", len(orphans), extra={"thread_id": thread_id})
+    return refunds
 
 
-def read_thread(user_id: str, thread_id: str, lease_seconds: float) -> tuple[Thread, list[Message]]:
+def read_thread(user_id: str, thread_id: str, upstream: Upstream) -> tuple[Thread, list[Message]]:
     """A thread and its messages, oldest first; replies orphaned by a dead process are failed first
     (and that is committed: a reader is told the truth, and the next reader need not do it again)."""
     thread = get_thread(user_id, thread_id)
-    fail_orphaned_replies(thread.id, lease_seconds)
+    refunds = fail_orphaned_replies(thread.id, user_id, upstream.settings.stream_lease_seconds)
     db.session.commit()
+    outbox.deliver(upstream, refunds)
     messages = db.session.scalars(
         sa.select(Message)
         .where(Message.thread_id == thread.id)

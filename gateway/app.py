@@ -11,7 +11,7 @@ from shared.http import ServiceClient
 
 
 def create_app(settings: Settings | None = None):
-    settings = settings or load_settings()
+    settings = settings or load_settings(service="gateway")
     app = create_service_app("gateway", settings, blueprints=[api.bp, reference.bp, web.bp], public=True)
     app.extensions["keylm.client"] = ServiceClient(settings, caller="gateway")
     if settings.trusted_proxy_hops:

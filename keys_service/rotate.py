@@ -18,7 +18,7 @@ __all__ = ["RotationReport", "main", "rotate_master_key"]
 def main() -> int:
     """Rotate and print the counts; exit 1 if any key could not be decrypted, 2 on bad config."""
     try:
-        settings = load_settings()
+        settings = load_settings(service="keys")  # runs where keys runs, with its secrets only
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -45,15 +45,50 @@ def migrate() -> None:
     """Upgrade every service's schema to its newest revision."""
     import flask_migrate
 
-    load_settings()  # fail fast, naming the bad variable, before touching any database
+    # Fail fast, naming the bad variable, before touching any database. Migrating needs no secret
+    # (the migration job on Kubernetes gets the database URL alone).
+    settings = load_settings(service="migrate")
     for name in DATABASE_SERVICES:
         module_name = APPS[name].split(":")[0]
-        app = importlib.import_module(module_name).create_app()
+        app = importlib.import_module(module_name).create_app(settings)
         if "migrate" not in app.extensions:
             continue
         with app.app_context():
             flask_migrate.upgrade()
         print(f"migrated {name}", flush=True)
+
+
+def is_migrated(name: str) -> bool:
+    """True when the service's schema is at the newest revision of its migration history."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from shared.db import db
+
+    module_name = APPS[name].split(":")[0]
+    app = importlib.import_module(module_name).create_app(load_settings(service="migrate"))
+    schema = app.config["KEYLM_SCHEMA"]
+    heads = set(ScriptDirectory(str(REPO_ROOT / "migrations" / schema)).get_heads())
+    with app.app_context():
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table_schema": schema})
+            return set(context.get_current_heads()) == heads
+
+
+def wait_migrated(name: str, timeout: float = 600.0) -> int:
+    """Wait until the migration job has brought `name`'s schema up to date (a pod's init step)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if is_migrated(name):
+                print(f"{name}: schema is up to date", flush=True)
+                return 0
+            print(f"{name}: waiting for the migration job", flush=True)
+        except Exception as exc:  # the database may not answer yet: keep waiting
+            print(f"{name}: cannot check the schema yet ({type(exc).__name__})", flush=True)
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(3)
 
 
 class StopRequest:
@@ -173,12 +208,19 @@ def openapi_command(check: bool) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
-    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key", "openapi"])
+    parser.add_argument(
+        "command", choices=["run", "migrate", "wait-migrated", "env", "rotate-key", "openapi"]
+    )
+    parser.add_argument("service", nargs="?", choices=DATABASE_SERVICES, help="wait-migrated: which")
     parser.add_argument("--check", action="store_true", help="openapi: fail if docs/openapi.json is stale")
     args = parser.parse_args()
     os.chdir(REPO_ROOT)
     if args.command == "openapi":
         return openapi_command(args.check)
+    if args.command == "wait-migrated":
+        if not args.service:
+            parser.error("wait-migrated needs the service: " + ", ".join(DATABASE_SERVICES))
+        return wait_migrated(args.service)
     if args.command == "env":
         ensure_env_file()
         return 0

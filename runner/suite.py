@@ -83,6 +83,8 @@ class Suite:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # Each service's METRICS_PORT (its gunicorn master serves /metrics there, not on the service port).
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    # Which app each process name serves; a test topology names replicas (`chat-a`, `chat-b`).
+    apps: dict[str, str] = field(default_factory=lambda: dict(APPS))
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -109,8 +111,12 @@ class Suite:
             str(GUNICORN_CONF),
             "-b",
             f"127.0.0.1:{self.ports[name]}",
-            APPS[name],
+            self.apps[name],
         ]
+        self.spawn(name, command)
+
+    def spawn(self, name: str, command: list[str]) -> None:
+        """Start `command` as process `name`: its own session, its log file, dies with us."""
         log = open(self.log_path(name), "ab")  # the child keeps the descriptor
         self.processes[name] = subprocess.Popen(
             command,

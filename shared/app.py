@@ -40,7 +40,7 @@ def create_service_app(
 
     `public` is for the gateway only: it has no internal credential to check, its callers are browsers.
     """
-    settings = settings or load_settings()
+    settings = settings or load_settings(service=name)
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["keylm.settings"] = settings

@@ -15,6 +15,19 @@ from shared.providers import SPECS
 SERVICE_NAMES = ("gateway", "auth", "keys", "chat", "quota")
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "keys": 8002, "chat": 8003, "quota": 8004}
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The secrets each process needs to start; a deployment gives each service only its own (one
+# Secret per service on Kubernetes). `None` (the runner, tests, key rotation) requires all three.
+# The migration job needs none: it only reaches the database.
+REQUIRED_SECRETS: dict[str | None, tuple[str, ...]] = {
+    None: ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY", "PASSWORD_PEPPER"),
+    "gateway": ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET"),  # checks the cookie's signature
+    # signs session cookies; the pepper keys the password pre-hash
+    "auth": ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "PASSWORD_PEPPER"),
+    "keys": ("INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY"),  # the vault's master key
+    "chat": ("INTERNAL_AUTH_SECRET",),
+    "quota": ("INTERNAL_AUTH_SECRET",),
+    "migrate": (),
+}
 
 
 class ConfigError(Exception):
@@ -29,10 +42,11 @@ class ConfigError(Exception):
 class Settings:
     """Typed configuration shared by every service. Build it with `load_settings`."""
 
-    auth_secret: str = field(repr=False)
-    internal_secret: str = field(repr=False)
-    password_pepper: str = field(repr=False)
-    encryption_key: bytes = field(repr=False)
+    # None only where the process was loaded for a service that does not use it (REQUIRED_SECRETS).
+    auth_secret: str | None = field(repr=False)
+    internal_secret: str | None = field(repr=False)
+    password_pepper: str | None = field(repr=False)
+    encryption_key: bytes | None = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
     database_url: str | None = field(repr=False)  # may hold a password
     var_dir: Path
@@ -306,13 +320,20 @@ _VARS: dict[str, _Var] = {
 }
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Parse and validate the environment; raises ConfigError naming every bad variable."""
+def load_settings(env: Mapping[str, str] | None = None, service: str | None = None) -> Settings:
+    """Parse and validate the environment; raises ConfigError naming every bad variable.
+
+    `service` requires only that service's secrets (REQUIRED_SECRETS); the others may be unset."""
     env = os.environ if env is None else env
+    required = REQUIRED_SECRETS[service]
     values: dict[str, object] = {}
     problems: list[str] = []
     for var in _VARS.values():
         raw = env.get(var.name)
+        not_needed = var.name in REQUIRED_SECRETS[None] and var.name not in required
+        if not_needed and (raw is None or not raw.strip()):
+            values[var.name] = None
+            continue
         if raw is None or (raw.strip() == "" and (var.optional or var.default is not None)):
             if var.optional:
                 values[var.name] = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from shared.errors import APIError, Forbidden
@@ -37,8 +38,11 @@ class Caller:
 class InternalCredentials:
     """Issues and checks credentials signed with INTERNAL_AUTH_SECRET."""
 
-    def __init__(self, secret: str, clock=None):
+    def __init__(self, secret: str | None, clock=None):
         kwargs = {"clock": clock} if clock else {}
+        # No secret only in an app built to migrate (it serves nothing): a random one refuses
+        # every credential and issues none another service accepts.
+        secret = secret or secrets.token_hex(32)
         self._codec = SignedTokenCodec(secret, salt="keylm.internal.v1", **kwargs)
 
     def issue(

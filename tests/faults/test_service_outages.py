@@ -4,8 +4,10 @@ left running: clear 503s in the envelope, nothing half-written, and it all works
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -204,6 +206,48 @@ def test_chat_service_killed_mid_stream_leaves_no_reply_streaming(short_lease_su
     retried = only_events(client.exchange(thread["id"], content, request_id))
     assert retried[-1].name == "done"
     assert_invariants(short_lease_suite)
+
+
+def test_a_free_reply_orphaned_by_a_killed_chat_service_gives_its_request_back(short_lease_suite):
+    """The text of an orphaned reply died with its process: its free request must not count, and
+    the retry in its place takes the only one."""
+    client = FaultClient(short_lease_suite)
+    thread = client.free_thread()
+    request_id = uuid.uuid4().hex
+    # Long enough to outlive the kill, short enough for the retry (it repeats this same message).
+    response = client.send(thread["id"], "Long [[sim:delay=50]] [[sim:tokens=100]]", request_id)
+    events = client.events(response)
+    next(e for e in events if isinstance(e, Event) and e.name == "delta")
+    with ServiceDown(short_lease_suite, "chat"):
+        response.close()
+    time.sleep(2.5)  # the lease (2 s) runs out: no process renews it any more
+    reply = client.messages(thread["id"])[-1]
+    assert reply["status"] == "failed" and reply["content"] == ""
+    assert client.get("/api/usage/free").json()["user"]["used"] == 0
+    retried = only_events(client.exchange(thread["id"], "Long [[sim:tokens=3]]", request_id))
+    assert retried[-1].name == "done"
+    assert_invariants(short_lease_suite)
+
+
+def test_a_stream_whose_reply_was_failed_as_orphaned_ends_interrupted_not_done(short_lease_suite):
+    """A process that stalled past its lease finds its reply failed by a reader (which gave the
+    free request back): it must not tell the client the reply is complete."""
+    client = FaultClient(short_lease_suite)
+    thread = client.free_thread()
+    response = client.send(thread["id"], "Long [[sim:delay=100]] [[sim:tokens=30]]")
+    events = client.events(response)
+    created = next(e for e in events if isinstance(e, Event) and e.name == "message.created")
+    # What a reader on another replica does to a reply whose lease ran out.
+    chat_db = Path(short_lease_suite.env["KEYLM_VAR_DIR"]) / "chat.db"
+    with sqlite3.connect(chat_db, timeout=10) as connection:
+        connection.execute(
+            "UPDATE messages SET status = 'failed' WHERE id = ?", (created.data["assistantMessage"]["id"],)
+        )
+
+    terminal = [e for e in only_events(list(events)) if e.name in ("done", "error")]
+
+    assert [e.name for e in terminal] == ["error"]
+    assert terminal[0].data["error"]["code"] == "interrupted" and terminal[0].data["error"]["retryable"]
 
 
 def test_a_live_stream_longer_than_the_lease_is_not_expired(short_lease_suite):

@@ -119,11 +119,12 @@ def test_rotation_without_the_previous_key_reports_failures_and_changes_nothing(
 
 def test_rotate_command_prints_counts_and_exit_status(old_settings, stored_keys, monkeypatch, capsys):
     rotating = with_master_keys(old_settings, secrets.token_bytes(32), old_settings.encryption_key)
-    monkeypatch.setattr(rotate, "load_settings", lambda: rotating)
+    monkeypatch.setattr(rotate, "load_settings", lambda **_: rotating)
 
     assert rotate.main() == 0
     assert f"re-encrypted: {len(stored_keys)}" in capsys.readouterr().out
 
-    monkeypatch.setattr(rotate, "load_settings", lambda: old_settings)  # now the rows are under another key
+    # Now the rows are under another key.
+    monkeypatch.setattr(rotate, "load_settings", lambda **_: old_settings)
     assert rotate.main() == 1
     assert f"failed: {len(stored_keys)}" in capsys.readouterr().out

@@ -388,3 +388,34 @@ def test_uses_redis_only_for_a_real_redis_url(env, url, expected):
         env["REDIS_URL"] = url
 
     assert load_settings(env).uses_redis is expected
+
+
+# Each service requires only its own secrets, so a deployment can hand each one only those.
+SERVICE_SECRETS = {
+    "gateway": {"APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET"},
+    "auth": {"APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "PASSWORD_PEPPER"},
+    "keys": {"INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY"},
+    "chat": {"INTERNAL_AUTH_SECRET"},
+    "quota": {"INTERNAL_AUTH_SECRET"},
+    "migrate": set(),
+}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_SECRETS))
+def test_service_starts_with_only_its_own_secrets(env, service):
+    for name in set(REQUIRED_SECRETS) - SERVICE_SECRETS[service]:
+        del env[name]
+
+    settings = load_settings(env, service=service)
+
+    assert (settings.encryption_key is not None) == ("APP_ENCRYPTION_KEY" in SERVICE_SECRETS[service])
+    assert (settings.auth_secret is not None) == ("APP_AUTH_SECRET" in SERVICE_SECRETS[service])
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_SECRETS))
+def test_service_still_refuses_a_missing_secret_of_its_own(env, service):
+    for name in SERVICE_SECRETS[service]:
+        without = {k: v for k, v in env.items() if k != name}
+        with pytest.raises(ConfigError) as caught:
+            load_settings(without, service=service)
+        assert caught.value.problems == [f"{name} is required but not set"]
