@@ -316,11 +316,11 @@ def test_a_key_under_another_providers_path_is_404(keys):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/api/providers/mistral/keys"),
-        ("POST", "/api/providers/mistral/keys"),
+        ("GET", "/api/providers/no-such-provider/keys"),
+        ("POST", "/api/providers/no-such-provider/keys"),
         ("POST", "/api/providers/OpenAI/keys"),
-        ("POST", "/api/providers/mistral/keys/some-id/validate"),
-        ("DELETE", "/api/providers/mistral/keys/some-id"),
+        ("POST", "/api/providers/no-such-provider/keys/some-id/validate"),
+        ("DELETE", "/api/providers/no-such-provider/keys/some-id"),
     ],
 )
 def test_unknown_provider_is_404(keys, provider, method, path):
@@ -593,7 +593,7 @@ BAD_INPUT = [
     pytest.param(ADD, body(apiKey=SOME_KEY, status="active"), INVALID, id="add-status-field"),
     pytest.param(RESOLVE, raw("{"), MALFORMED, id="resolve-malformed-json"),
     pytest.param(RESOLVE, body(), INVALID, id="resolve-missing-provider"),
-    pytest.param(RESOLVE, body(provider="mistral"), INVALID, id="resolve-unknown-provider"),
+    pytest.param(RESOLVE, body(provider="no-such-provider"), INVALID, id="resolve-unknown-provider"),
     pytest.param(RESOLVE, body(provider=["openai"]), INVALID, id="resolve-list-provider"),
     pytest.param(RESOLVE, body(provider="openai", keyId=5), INVALID, id="resolve-number-key-id"),
     pytest.param(RESOLVE, body(provider="openai", keyId="k" * 65), INVALID, id="resolve-long-key-id"),
