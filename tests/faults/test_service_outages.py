@@ -224,7 +224,9 @@ def test_a_free_reply_orphaned_by_a_killed_chat_service_gives_its_request_back(s
     reply = client.messages(thread["id"])[-1]
     assert reply["status"] == "failed" and reply["content"] == ""
     assert client.get("/api/usage/free").json()["user"]["used"] == 0
-    retried = only_events(client.exchange(thread["id"], "Long [[sim:tokens=3]]", request_id))
+    retried = only_events(
+        client.exchange(thread["id"], "Long [[sim:delay=50]] [[sim:tokens=100]]", request_id)
+    )
     assert retried[-1].name == "done"
     assert_invariants(short_lease_suite)
 

@@ -201,7 +201,7 @@ def test_a_chat_replica_killed_mid_stream_fails_the_reply_and_it_can_be_retried(
     suite.start_replica(streaming)
 
     # A repeat of a failed reply tries again in its place, and completes.
-    items = client.exchange(thread_id, "Long [[sim:tokens=3]]", request_id)
+    items = client.exchange(thread_id, "Long [[sim:delay=50]] [[sim:tokens=100]]", request_id)
     assert only_events(items)[-1].name == "done", only_events(items)
     assert_invariants(suite, timeout=15)
 
