@@ -12,7 +12,13 @@ from shared.http import ServiceClient
 
 def create_app(settings: Settings | None = None):
     settings = settings or load_settings()
-    app = create_service_app("gateway", settings, blueprints=[api.bp, reference.bp, web.bp], public=True)
+    app = create_service_app(
+        "gateway",
+        settings,
+        blueprints=[api.bp, reference.bp, web.bp],
+        public=True,
+        dependencies=("auth", "keys", "chat", "quota"),
+    )
     app.extensions["keylm.client"] = ServiceClient(settings, caller="gateway")
     if settings.trusted_proxy_hops:
         # Behind N reverse proxies the socket address is the last proxy's: take the client's address
