@@ -29,6 +29,8 @@ $(VENDOR_STAMP): web/package.json web/package-lock.json web/copy-vendor.js
 # Debian packages the tests drive: Chromium for the browser suite.
 system-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@# The edge's nginx (tests/e2e/test_edge_proxy.py) and Compose (tests/unit/test_compose.py).
+	@command -v nginx >/dev/null && command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light docker-compose >/dev/null; }
 
 run: setup vendor
 	@$(PY) -m runner run
