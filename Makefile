@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12
 PYTEST_ARGS ?=
 VENDOR_STAMP := gateway/static/vendor/.installed-$(shell cat web/package.json web/package-lock.json web/copy-vendor.js | sha1sum | cut -c1-12)
 
-.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key simulator system-deps openapi clean
+.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key rotate-service-keys simulator system-deps openapi clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,10 @@ openapi: setup
 
 rotate-key: setup
 	@$(PY) -m runner rotate-key
+
+# New Ed25519 keys for every service; the previous public keys stay accepted (overlap) until the next.
+rotate-service-keys: setup
+	@$(PY) -m runner rotate-service-keys
 
 bench: setup
 	@$(PY) -m bench

@@ -10,6 +10,13 @@ from shared.http import ServiceClient
 
 def create_app(settings: Settings | None = None):
     settings = settings or load_settings()
-    app = create_service_app("chat", settings, blueprints=[bp], schema=SCHEMA, dependencies=("keys", "quota"))
+    app = create_service_app(
+        "chat",
+        settings,
+        blueprints=[bp],
+        schema=SCHEMA,
+        dependencies=("auth", "keys", "quota"),
+        accepts=("gateway",),
+    )
     app.extensions["keylm.upstream"] = Upstream(settings, ServiceClient(settings, caller="chat"))
     return app

@@ -8,6 +8,7 @@ from gateway.security import init_security
 from shared.app import create_service_app
 from shared.config import Settings, load_settings
 from shared.http import ServiceClient
+from shared.tokens import session_codec
 
 
 def create_app(settings: Settings | None = None):
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None):
         dependencies=("auth", "keys", "chat", "quota"),
     )
     app.extensions["keylm.client"] = ServiceClient(settings, caller="gateway")
+    session_codec(settings)  # fails at start, naming AUTH_PUBLIC_KEYS, when auth's key is unknown
     if settings.trusted_proxy_hops:
         # Behind N reverse proxies the socket address is the last proxy's: take the client's address
         # (and scheme) from the N right-most X-Forwarded-For/-Proto entries, which those proxies

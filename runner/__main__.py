@@ -1,4 +1,4 @@
-"""`python -m runner run|migrate|env|rotate-key|openapi`: the commands behind `make run`, `make migrate`,
+"""`python -m runner run|migrate|env|rotate-key|rotate-service-keys|openapi`: the commands behind `make run`, `make migrate`,
 `make rotate-key` and `make openapi` (each but `openapi` reads .env, where the real environment leaves
 a variable unset)."""
 
@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 
-from runner.envfile import ensure_env_file, load_env_file
+from runner.envfile import ensure_env_file, env_file_path, load_env_file, rotate_service_keys
 from runner.ports import busy_ports_message
 from runner.suite import (
     APPS,
@@ -171,9 +171,22 @@ def openapi_command(check: bool) -> int:
     return write_openapi(check=check)
 
 
+def rotate_service_keys_command() -> int:
+    """New Ed25519 keys for every service in .env, the previous public keys still accepted."""
+    path = env_file_path()
+    if path is None:
+        print("KEYLM_ENV_FILE=none: there is no .env to rotate keys in", file=sys.stderr)
+        return 2
+    ensure_env_file()
+    rotated = rotate_service_keys(path)
+    print(f"new signing keys for {', '.join(rotated)} in {path.name}; the previous public keys stay")
+    print("accepted until the next rotation. Restart the services (make run, or docker compose up -d).")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
-    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key", "openapi"])
+    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key", "rotate-service-keys", "openapi"])
     parser.add_argument("--check", action="store_true", help="openapi: fail if docs/openapi.json is stale")
     args = parser.parse_args()
     os.chdir(REPO_ROOT)
@@ -182,6 +195,8 @@ def main() -> int:
     if args.command == "env":
         ensure_env_file()
         return 0
+    if args.command == "rotate-service-keys":
+        return rotate_service_keys_command()
     ensure_env_file()
     load_env_file()
     if args.command == "rotate-key":

@@ -18,7 +18,7 @@ from shared.db import check_database, init_database
 from shared.errors import NotFound, PayloadTooLarge, register_error_handlers
 from shared.http import pooled_session
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
-from shared.internal_auth import InternalCredentials
+from shared.internal_auth import InternalCredentials, ReplayGuard, canonical_target
 from shared.logging import configure_logging
 from shared.metrics import init_metrics
 from shared.redis_store import redis_client
@@ -42,11 +42,13 @@ def create_service_app(
     public: bool = False,
     health_check: Callable[[], dict[str, str]] | None = None,
     dependencies: Iterable[str] = (),
+    accepts: Iterable[str] = (),
 ) -> Flask:
     """Build a service: config, logging, errors, request ids, internal auth, database, health.
 
     `public` is for the gateway only: it has no internal credential to check, its callers are browsers.
     `dependencies`: the services this one calls; /readyz answers 503 while one of them is not alive.
+    `accepts`: the services whose signed credentials this one accepts (by their public keys).
     """
     settings = settings or load_settings()
     app = Flask(name)
@@ -60,7 +62,12 @@ def create_service_app(
     _register_request_id(app)
     _register_streamed_body_limit(app, settings.max_body_bytes)
     if not public:
-        _register_internal_auth(app, name, InternalCredentials(settings.internal_secret))
+        credentials = InternalCredentials(
+            name,
+            trusted=settings.trusted_keys(accepts),
+            replay_guard=ReplayGuard(redis_client(settings)),
+        )
+        _register_internal_auth(app, credentials)
     _register_nul_path_guard(app)
     if schema:
         init_database(app, settings, schema)
@@ -115,12 +122,17 @@ def _register_streamed_body_limit(app: Flask, max_bytes: int) -> None:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
-def _register_internal_auth(app: Flask, name: str, credentials: InternalCredentials) -> None:
+def _register_internal_auth(app: Flask, credentials: InternalCredentials) -> None:
     @app.before_request
     def require_internal_credential():
         if request.path in OPEN_PATHS:
             return
-        g.caller = credentials.verify(request.headers.get(CREDENTIAL_HEADER), audience=name)
+        g.caller = credentials.verify(
+            request.headers.get(CREDENTIAL_HEADER),
+            method=request.method,
+            target=canonical_target(request.path, request.query_string.decode("latin-1"), decoded=True),
+            body=request.get_data(cache=True),
+        )
 
 
 def _register_nul_path_guard(app: Flask) -> None:

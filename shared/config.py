@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from shared.providers import DEFAULT_BASE_URLS
+from shared.signing import parse_private_key, parse_public_key, public_key_text
 
 SERVICE_NAMES = ("gateway", "auth", "keys", "chat", "quota")
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "keys": 8002, "chat": 8003, "quota": 8004}
@@ -30,7 +33,11 @@ class Settings:
     """Typed configuration shared by every service. Build it with `load_settings`."""
 
     auth_secret: str = field(repr=False)
-    internal_secret: str = field(repr=False)
+    # Each service's Ed25519 private key (base64), by service name: `<NAME>_SIGNING_KEY`.
+    signing_keys: Mapping[str, str] = field(repr=False)
+    # The public keys each service's signatures are checked with (`<NAME>_PUBLIC_KEYS`, or derived
+    # from its signing key); more than one while a rotation overlaps.
+    public_keys: Mapping[str, tuple[str, ...]]
     password_pepper: str = field(repr=False)
     encryption_key: bytes = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
@@ -94,6 +101,20 @@ class Settings:
     # midnight in real processes. Never set it in production.
     fake_clock_file: Path | None = None
 
+    def private_key(self, service: str) -> Ed25519PrivateKey:
+        """This service's signing key; a ConfigError naming the variable when it is not set."""
+        value = self.signing_keys.get(service)
+        if not value:
+            raise ConfigError([f"{service.upper()}_SIGNING_KEY is required but not set"])
+        return parse_private_key(value)
+
+    def trusted_keys(self, callers: Iterable[str]) -> dict[str, tuple[Ed25519PublicKey, ...]]:
+        """The public keys of the services a receiver accepts; a ConfigError names any missing."""
+        missing = [f"{name.upper()}_PUBLIC_KEYS" for name in callers if not self.public_keys.get(name)]
+        if missing:
+            raise ConfigError([f"{name} is required but not set" for name in missing])
+        return {name: tuple(parse_public_key(k) for k in self.public_keys[name]) for name in callers}
+
     @property
     def uses_sqlite(self) -> bool:
         return self.database_url is None or self.database_url.startswith("sqlite")
@@ -130,6 +151,18 @@ def _aes_key(value: str) -> bytes:
     if len(raw) != 32:
         raise ValueError("must be 32 bytes, base64 (generate: openssl rand -base64 32)")
     return raw
+
+
+def _signing_key(value: str) -> str:
+    parse_private_key(value)
+    return value.strip()
+
+
+def _public_keys(value: str) -> tuple[str, ...]:
+    keys = tuple(item.strip() for item in value.split(",") if item.strip())
+    for key in keys:
+        parse_public_key(key)
+    return keys
 
 
 def _positive_int(value: str) -> int:
@@ -241,7 +274,8 @@ _VARS: dict[str, _Var] = {
     v.name: v
     for v in (
         _Var("APP_AUTH_SECRET", _secret),
-        _Var("INTERNAL_AUTH_SECRET", _secret),
+        *(_Var(f"{name.upper()}_SIGNING_KEY", _signing_key, optional=True) for name in SERVICE_NAMES),
+        *(_Var(f"{name.upper()}_PUBLIC_KEYS", _public_keys, optional=True) for name in SERVICE_NAMES),
         _Var("PASSWORD_PEPPER", _secret),
         _Var("APP_ENCRYPTION_KEY", _aes_key),
         _Var("APP_ENCRYPTION_KEY_PREVIOUS", _aes_key, optional=True),
@@ -338,7 +372,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     outbox = values["MAIL_OUTBOX_DIR"]
     return Settings(
         auth_secret=values["APP_AUTH_SECRET"],
-        internal_secret=values["INTERNAL_AUTH_SECRET"],
+        signing_keys={
+            name: values[f"{name.upper()}_SIGNING_KEY"]
+            for name in SERVICE_NAMES
+            if values[f"{name.upper()}_SIGNING_KEY"]
+        },
+        public_keys=_service_public_keys(values),
         password_pepper=values["PASSWORD_PEPPER"],
         encryption_key=values["APP_ENCRYPTION_KEY"],
         encryption_key_previous=values["APP_ENCRYPTION_KEY_PREVIOUS"],
@@ -407,6 +446,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def _service_public_keys(values: Mapping[str, object]) -> dict[str, tuple[str, ...]]:
+    """`<NAME>_PUBLIC_KEYS` as listed, or else the public half of `<NAME>_SIGNING_KEY` (one .env
+    for the whole suite under `make run`)."""
+    keys = {}
+    for name in SERVICE_NAMES:
+        listed = values[f"{name.upper()}_PUBLIC_KEYS"]
+        private = values[f"{name.upper()}_SIGNING_KEY"]
+        if listed:
+            keys[name] = listed
+        elif private:
+            keys[name] = (public_key_text(parse_private_key(private)),)
+    return keys
+
+
 def metrics_port_from(env: Mapping[str, str]) -> int | None:
     """METRICS_PORT alone, validated like the rest: gunicorn's master reads it before any app
     exists (and the simulator, which has no Settings, runs under the same gunicorn config)."""
@@ -426,7 +479,7 @@ def secret_values(settings: Settings) -> list[str]:
     secrets = (
         settings.groq_api_key,
         settings.auth_secret,
-        settings.internal_secret,
+        *settings.signing_keys.values(),
         settings.password_pepper,
         *encoded_keys,
     )
