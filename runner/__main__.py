@@ -1,5 +1,6 @@
-"""`python -m runner run|migrate|env|rotate-key|rotate-service-keys|openapi`: the commands behind `make run`, `make migrate`,
-`make rotate-key` and `make openapi` (each but `openapi` reads .env, where the real environment leaves
+"""`python -m runner run|migrate|env|rotate-key|rotate-service-keys|openapi`: the commands behind
+`make run`, `make migrate`, `make rotate-key`, `make rotate-service-keys` and `make openapi` (each
+but `openapi` reads .env, where the real environment leaves
 a variable unset)."""
 
 from __future__ import annotations
@@ -186,7 +187,9 @@ def rotate_service_keys_command() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
-    parser.add_argument("command", choices=["run", "migrate", "env", "rotate-key", "rotate-service-keys", "openapi"])
+    parser.add_argument(
+        "command", choices=["run", "migrate", "env", "rotate-key", "rotate-service-keys", "openapi"]
+    )
     parser.add_argument("--check", action="store_true", help="openapi: fail if docs/openapi.json is stale")
     args = parser.parse_args()
     os.chdir(REPO_ROOT)

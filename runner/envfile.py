@@ -76,7 +76,8 @@ def _add_missing_signing_keys(path: Path) -> None:
     missing = [
         f"{name.upper()}_SIGNING_KEY"
         for name in SERVICE_NAMES
-        if not os.environ.get(f"{name.upper()}_SIGNING_KEY") and not present.get(f"{name.upper()}_SIGNING_KEY")
+        if not os.environ.get(f"{name.upper()}_SIGNING_KEY")
+        and not present.get(f"{name.upper()}_SIGNING_KEY")
     ]
     if not missing:
         return

@@ -145,8 +145,9 @@ class InternalCredentials:
         return sign_token(self._private_key, KIND, payload)
 
     def verify(self, token: str | None, *, method: str, target: str, body: bytes) -> Caller:
-        """`target` is canonical_target() of the request as received. Return the caller, or raise InternalAuthFailed: missing, tampered, signed by a caller
-        this service does not accept, expired, for another service or request, or seen before."""
+        """`target` is canonical_target() of the request as received. Return the caller, or raise
+        InternalAuthFailed: missing, tampered, signed by a caller this service does not accept,
+        expired, for another service or request, or seen before."""
         if not token:
             raise InternalAuthFailed()
         issuer = _claimed_issuer(token)

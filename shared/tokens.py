@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-
 from shared.signing import SessionTokens, TokenExpired, TokenInvalid
 
 if TYPE_CHECKING:

@@ -47,8 +47,9 @@ class ServiceCaller:
         self.settings = app.extensions["keylm.settings"]
         self.audience = audience
 
-    def credential(self, method: str, path: str, body: bytes = b"", *, caller="gateway", user_id=None,
-                   session_id=None) -> str:
+    def credential(
+        self, method: str, path: str, body: bytes = b"", *, caller="gateway", user_id=None, session_id=None
+    ) -> str:
         """A fresh credential signed with `caller`'s own key for exactly this request."""
         signer = InternalCredentials(caller, self.settings.private_key(caller))
         return signer.issue(self.audience, method, path, body, user_id, session_id)

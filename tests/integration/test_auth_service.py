@@ -589,8 +589,12 @@ def test_internal_sessions_answers_the_gateway(auth):
 # their signed credentials are refused before any route (401).
 @pytest.mark.parametrize(
     ("service", "status", "code"),
-    [("chat", 403, "forbidden"), ("keys", 401, "unauthenticated"), ("quota", 401, "unauthenticated"),
-     ("auth", 401, "unauthenticated")],
+    [
+        ("chat", 403, "forbidden"),
+        ("keys", 401, "unauthenticated"),
+        ("quota", 401, "unauthenticated"),
+        ("auth", 401, "unauthenticated"),
+    ],
 )
 def test_internal_sessions_refuses_a_non_gateway_caller(auth, service, status, code):
     who = auth.new_user()

@@ -345,8 +345,12 @@ def test_requests_without_an_internal_credential_are_401(app):
 # callers of keys: their own signed credentials are refused before any route (401).
 @pytest.mark.parametrize(
     ("caller", "status", "code"),
-    [("gateway", 403, "forbidden"), ("auth", 401, "unauthenticated"), ("quota", 401, "unauthenticated"),
-     ("keys", 401, "unauthenticated")],
+    [
+        ("gateway", 403, "forbidden"),
+        ("auth", 401, "unauthenticated"),
+        ("quota", 401, "unauthenticated"),
+        ("keys", 401, "unauthenticated"),
+    ],
 )
 def test_internal_endpoints_refuse_every_caller_but_chat(app, keys, caller, status, code):
     user, api_key = new_user(), new_api_key()

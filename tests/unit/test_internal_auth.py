@@ -65,7 +65,9 @@ def test_valid_credential_round_trips_caller_user_and_session(issuer, receiver):
 def test_credential_without_user_verifies_to_a_service_only_caller(issuer, receiver):
     token = issuer("chat").issue("quota", "POST", "/internal/x", b"{}")
 
-    caller = verify(receiver("quota", "gateway", "chat"), token, method="POST", target="/internal/x", body=b"{}")
+    caller = verify(
+        receiver("quota", "gateway", "chat"), token, method="POST", target="/internal/x", body=b"{}"
+    )
 
     assert caller == Caller(service="chat", user_id=None, session_id=None)
 
@@ -143,7 +145,9 @@ def test_gateway_key_cannot_speak_as_chat(private_keys, receiver, clock):
     impostor = InternalCredentials("chat", private_keys["gateway"], clock=clock)
     token = impostor.issue("keys", "POST", "/internal/keys/resolve", b"{}", user_id="victim")
 
-    refusal(receiver("keys", "gateway", "chat"), token, method="POST", target="/internal/keys/resolve", body=b"{}")
+    refusal(
+        receiver("keys", "gateway", "chat"), token, method="POST", target="/internal/keys/resolve", body=b"{}"
+    )
 
 
 def test_caller_the_receiver_does_not_name_is_refused(issuer, receiver):
@@ -199,7 +203,9 @@ def test_garbage_credential_is_refused(receiver, garbage):
 
 
 def test_session_token_is_not_an_internal_credential(private_keys, receiver, clock):
-    session = sign_token(private_keys["gateway"], "keylm.session.v2", {"iss": "gateway", "exp": int(clock()) + 60})
+    session = sign_token(
+        private_keys["gateway"], "keylm.session.v2", {"iss": "gateway", "exp": int(clock()) + 60}
+    )
 
     refusal(receiver("auth", "gateway"), session)
 
