@@ -6,6 +6,7 @@ a variable unset)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import signal
@@ -46,10 +47,12 @@ def migrate() -> None:
     """Upgrade every service's schema to its newest revision."""
     import flask_migrate
 
-    load_settings()  # fail fast, naming the bad variable, before touching any database
+    settings = load_settings()  # fail fast, naming the bad variable, before touching any database
+    # As the owner (DATABASE_URL), never as a service's own role, which may not create tables.
+    owner = dataclasses.replace(settings, service_database_urls={})
     for name in DATABASE_SERVICES:
         module_name = APPS[name].split(":")[0]
-        app = importlib.import_module(module_name).create_app()
+        app = importlib.import_module(module_name).create_app(owner)
         if "migrate" not in app.extensions:
             continue
         with app.app_context():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from shared.config import REPO_ROOT, SERVICE_NAMES
+from shared.config import DATABASE_SERVICES, REPO_ROOT, SERVICE_NAMES
 from shared.signing import new_private_key, parse_private_key, public_key_text
 
 EXAMPLE = REPO_ROOT / ".env.example"
@@ -17,6 +17,8 @@ GENERATED_SECRETS = {
     "APP_AUTH_SECRET": lambda: secrets.token_hex(32),
     # Each service's Ed25519 key for its internal credentials (auth's also signs sessions).
     **{f"{name.upper()}_SIGNING_KEY": new_private_key for name in SERVICE_NAMES},
+    # The passwords of the per-schema Postgres roles docker compose creates (deploy/postgres/).
+    **{f"{name.upper()}_DB_PASSWORD": lambda: secrets.token_hex(24) for name in DATABASE_SERVICES},
     "PASSWORD_PEPPER": lambda: secrets.token_hex(32),
     "APP_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
 }
@@ -70,19 +72,16 @@ def _add_missing_pepper(path: Path) -> None:
 
 
 def _add_missing_signing_keys(path: Path) -> None:
-    """A .env written before the services had their own keys gets them (sessions signed by the old
-    shared secret end once: everyone signs in again)."""
+    """A .env written before the services had their own keys (and database roles) gets them;
+    sessions signed by the old shared secret end once: everyone signs in again."""
     present = dotenv_values(path)
-    missing = [
-        f"{name.upper()}_SIGNING_KEY"
-        for name in SERVICE_NAMES
-        if not os.environ.get(f"{name.upper()}_SIGNING_KEY")
-        and not present.get(f"{name.upper()}_SIGNING_KEY")
-    ]
+    wanted = [f"{name.upper()}_SIGNING_KEY" for name in SERVICE_NAMES]
+    wanted += [f"{name.upper()}_DB_PASSWORD" for name in DATABASE_SERVICES]
+    missing = [name for name in wanted if not os.environ.get(name) and not present.get(name)]
     if not missing:
         return
     lines = [line for line in path.read_text().splitlines() if line.split("=", 1)[0].strip() not in missing]
-    lines += [f"{name}={new_private_key()}" for name in missing]
+    lines += [f"{name}={GENERATED_SECRETS[name]()}" for name in missing]
     path.write_text("\n".join(lines) + "\n")
     print(f"added fresh {', '.join(missing)} to {path.name}", flush=True)
 

@@ -50,7 +50,7 @@ def create_service_app(
     `dependencies`: the services this one calls; /readyz answers 503 while one of them is not alive.
     `accepts`: the services whose signed credentials this one accepts (by their public keys).
     """
-    settings = settings or load_settings()
+    settings = (settings or load_settings()).for_service(name)
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["keylm.settings"] = settings

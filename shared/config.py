@@ -6,7 +6,7 @@ import base64
 import binascii
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,6 +16,7 @@ from shared.providers import DEFAULT_BASE_URLS
 from shared.signing import parse_private_key, parse_public_key, public_key_text
 
 SERVICE_NAMES = ("gateway", "auth", "keys", "chat", "quota")
+DATABASE_SERVICES = ("auth", "keys", "chat", "quota")
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "keys": 8002, "chat": 8003, "quota": 8004}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,9 @@ class Settings:
     encryption_key: bytes = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
     database_url: str | None = field(repr=False)  # may hold a password
+    # `<NAME>_DATABASE_URL`: the role a service connects as (rights on its own schema only); it
+    # overrides DATABASE_URL in that service. Migrations run with DATABASE_URL, the owner.
+    service_database_urls: Mapping[str, str] = field(repr=False)
     var_dir: Path
     redis_url: str | None = field(repr=False)  # may hold a password
     groq_api_key: str | None = field(repr=False)
@@ -100,6 +104,11 @@ class Settings:
     # Test-only: when set, quota_service reads "now" from this file (ISO 8601) so tests can cross
     # midnight in real processes. Never set it in production.
     fake_clock_file: Path | None = None
+
+    def for_service(self, service: str) -> Settings:
+        """These settings as `service` runs with them: its own database role when one is set."""
+        url = self.service_database_urls.get(service)
+        return replace(self, database_url=url) if url else self
 
     def private_key(self, service: str) -> Ed25519PrivateKey:
         """This service's signing key; a ConfigError naming the variable when it is not set."""
@@ -280,6 +289,7 @@ _VARS: dict[str, _Var] = {
         _Var("APP_ENCRYPTION_KEY", _aes_key),
         _Var("APP_ENCRYPTION_KEY_PREVIOUS", _aes_key, optional=True),
         _Var("DATABASE_URL", _database_url, optional=True),
+        *(_Var(f"{name.upper()}_DATABASE_URL", _database_url, optional=True) for name in DATABASE_SERVICES),
         _Var("KEYLM_VAR_DIR", _text, default=str(REPO_ROOT / "var")),
         _Var("REDIS_URL", _redis_url, optional=True),
         _Var("REDIS_CONNECT_TIMEOUT_SECONDS", _positive_float, default="0.5"),
@@ -382,6 +392,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         encryption_key=values["APP_ENCRYPTION_KEY"],
         encryption_key_previous=values["APP_ENCRYPTION_KEY_PREVIOUS"],
         database_url=values["DATABASE_URL"],
+        service_database_urls={
+            name: values[f"{name.upper()}_DATABASE_URL"]
+            for name in DATABASE_SERVICES
+            if values[f"{name.upper()}_DATABASE_URL"]
+        },
         var_dir=var_dir,
         redis_url=values["REDIS_URL"],
         groq_api_key=values["GROQ_API_KEY"],

@@ -15,6 +15,10 @@ from tests.conftest import REPO_ROOT, unavailable
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 COMPOSE_HTTPS = REPO_ROOT / "docker-compose.https.yml"
 SERVICES = ("auth", "keys", "chat", "quota", "gateway")
+DATABASE_SERVICES = ("auth", "keys", "chat", "quota")
+BASE_ENV = "APP_BASE_URL=http://localhost:8000\n" + "".join(
+    f"{name.upper()}_DB_PASSWORD=pw-{name}\n" for name in DATABASE_SERVICES
+)
 
 
 def compose_config(tmp_path: Path, env: str, *files: Path, quiet: bool = False) -> str:
@@ -34,15 +38,16 @@ def compose_config(tmp_path: Path, env: str, *files: Path, quiet: bool = False) 
 
 @pytest.fixture
 def rendered(tmp_path) -> dict:
-    return yaml.safe_load(compose_config(tmp_path, "APP_BASE_URL=http://localhost:8000\n", COMPOSE))
+    return yaml.safe_load(compose_config(tmp_path, BASE_ENV, COMPOSE))
 
 
 def test_compose_file_is_valid(tmp_path):
-    compose_config(tmp_path, "APP_BASE_URL=http://localhost:8000\n", COMPOSE, quiet=True)
+    compose_config(tmp_path, BASE_ENV, COMPOSE, quiet=True)
 
 
 def test_https_overlay_is_valid_and_publishes_80_and_443_on_the_edge_only(tmp_path):
-    env = "APP_BASE_URL=https://keylm.example.com\nKEYLM_DOMAIN=keylm.example.com\n"
+    env = BASE_ENV.replace("http://localhost:8000", "https://keylm.example.com")
+    env += "KEYLM_DOMAIN=keylm.example.com\n"
     config = yaml.safe_load(compose_config(tmp_path, env, COMPOSE, COMPOSE_HTTPS))
     published = {name for name, service in config["services"].items() if service.get("ports")}
     assert published == {"edge"}
@@ -82,3 +87,15 @@ def test_edge_configuration_sets_timeouts_limits_and_unbuffered_streams():
         "location = /metrics { return 404; }",
     ):
         assert directive in site, directive
+
+
+def test_each_service_connects_as_its_own_role_and_only_migrate_as_the_owner(rendered):
+    services = rendered["services"]
+    for name in DATABASE_SERVICES:
+        env = services[name]["environment"]
+        assert env[f"{name.upper()}_DATABASE_URL"].startswith(f"postgresql://keylm_{name}:pw-{name}@")
+        assert "DATABASE_URL" not in env, name
+    assert services["migrate"]["environment"]["DATABASE_URL"].startswith("postgresql://keylm:")
+    assert "DATABASE_URL" not in services["gateway"]["environment"]
+    mounts = " ".join(str(v) for v in services["postgres"]["volumes"])
+    assert "/docker-entrypoint-initdb.d/10-keylm-roles.sh" in mounts
