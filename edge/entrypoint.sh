@@ -9,9 +9,10 @@ set -eu
 : "${KEYLM_EDGE_PORT:=8000}"
 : "${KEYLM_DOMAIN:=}"
 KEYLM_EDGE_CONF_DIR=/etc/nginx/keylm
-export KEYLM_GATEWAY KEYLM_EDGE_CONN_PER_IP KEYLM_EDGE_PORT KEYLM_DOMAIN KEYLM_EDGE_CONF_DIR
+KEYLM_TLS_DIR=/etc/keylm/tls
+export KEYLM_GATEWAY KEYLM_EDGE_CONN_PER_IP KEYLM_EDGE_PORT KEYLM_DOMAIN KEYLM_EDGE_CONF_DIR KEYLM_TLS_DIR
 
-names='${KEYLM_GATEWAY} ${KEYLM_EDGE_CONN_PER_IP} ${KEYLM_EDGE_PORT} ${KEYLM_DOMAIN} ${KEYLM_EDGE_CONF_DIR}'
+names='${KEYLM_GATEWAY} ${KEYLM_EDGE_CONN_PER_IP} ${KEYLM_EDGE_PORT} ${KEYLM_DOMAIN} ${KEYLM_EDGE_CONF_DIR} ${KEYLM_TLS_DIR}'
 render() { envsubst "$names" < "/etc/keylm/edge/$1.template" > "$2"; }
 
 mkdir -p "$KEYLM_EDGE_CONF_DIR"
@@ -21,7 +22,7 @@ render keylm-site.conf "$KEYLM_EDGE_CONF_DIR/keylm-site.conf"
 
 if [ -z "$KEYLM_DOMAIN" ]; then
     render http.conf /etc/nginx/conf.d/10-keylm-http.conf
-elif [ -f "/etc/keylm/tls/live/$KEYLM_DOMAIN/fullchain.pem" ]; then
+elif [ -f "$KEYLM_TLS_DIR/live/$KEYLM_DOMAIN/fullchain.pem" ]; then
     render https.conf /etc/nginx/conf.d/10-keylm-https.conf
     # Pick up renewed certificates: reload twice a day (a reload keeps open streams running).
     (while sleep 43200; do nginx -s reload; done) &

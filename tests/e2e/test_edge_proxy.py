@@ -29,24 +29,9 @@ CONN_PER_IP = 6
 LONG_REPLY = "[[sim:tokens=300]] [[sim:delay=100]] go"
 
 
-def render_edge(conf_dir: Path, edge_port: int, gateway_port: int) -> Path:
-    """Render the templates as edge/entrypoint.sh does (only ${KEYLM_...} substituted) and wrap
-    them in an nginx.conf that keeps every file of this instance under `conf_dir`."""
-    values = {
-        "KEYLM_GATEWAY": f"127.0.0.1:{gateway_port}",
-        "KEYLM_EDGE_CONN_PER_IP": str(CONN_PER_IP),
-        "KEYLM_EDGE_PORT": f"127.0.0.1:{edge_port}",
-        "KEYLM_DOMAIN": "",
-        "KEYLM_EDGE_CONF_DIR": str(conf_dir),
-    }
-    for name in ("keylm.conf", "keylm-site.conf", "http.conf"):
-        template = string.Template((EDGE_DIR / f"{name}.template").read_text())
-        (conf_dir / name).write_text(template.safe_substitute(values))
-    # The IPv6 listen line of http.conf: loopback runs on IPv4 only.
-    http = (conf_dir / "http.conf").read_text()
-    (conf_dir / "http.conf").write_text(
-        "\n".join(line for line in http.splitlines() if "listen [::]" not in line)
-    )
+def nginx_main(conf_dir: Path, server_conf: str) -> Path:
+    """An nginx.conf keeping every file of this instance under `conf_dir`, with KeyLM's http-level
+    configuration and the server file `server_conf`."""
     temp = {name: conf_dir / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp.values():
         path.mkdir(exist_ok=True)
@@ -64,11 +49,80 @@ http {{
     uwsgi_temp_path {temp["uwsgi"]};
     scgi_temp_path {temp["scgi"]};
     include {conf_dir}/keylm.conf;
-    include {conf_dir}/http.conf;
+    include {conf_dir}/{server_conf};
 }}
 """
     )
     return main
+
+
+def render(conf_dir: Path, names: tuple[str, ...], **values: str) -> None:
+    """Render templates as edge/entrypoint.sh does: only the ${KEYLM_...} names are substituted."""
+    for name in names:
+        template = string.Template((EDGE_DIR / f"{name}.template").read_text())
+        (conf_dir / name).write_text(template.safe_substitute(values))
+
+
+def test_https_configuration_is_valid_for_nginx(tmp_path):
+    """The HTTPS server (KEYLM_DOMAIN set) with a certificate where certbot puts it."""
+    if not Path(NGINX).exists():
+        unavailable("nginx is not installed (make system-deps)")
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    domain = "keylm.example.com"
+    live = tmp_path / "tls" / "live" / domain
+    live.mkdir(parents=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (live / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (live / "privkey.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    render(
+        tmp_path,
+        ("keylm.conf", "keylm-site.conf", "https.conf"),
+        KEYLM_GATEWAY="127.0.0.1:9",
+        KEYLM_EDGE_CONN_PER_IP="64",
+        KEYLM_DOMAIN=domain,
+        KEYLM_EDGE_CONF_DIR=str(tmp_path),
+        KEYLM_TLS_DIR=str(tmp_path / "tls"),
+    )
+    check = subprocess.run(
+        [NGINX, "-t", "-c", str(nginx_main(tmp_path, "https.conf"))], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def render_edge(conf_dir: Path, edge_port: int, gateway_port: int) -> Path:
+    """The plain-HTTP edge (no KEYLM_DOMAIN) in front of the suite's gateway, on loopback."""
+    render(
+        conf_dir,
+        ("keylm.conf", "keylm-site.conf", "http.conf"),
+        KEYLM_GATEWAY=f"127.0.0.1:{gateway_port}",
+        KEYLM_EDGE_CONN_PER_IP=str(CONN_PER_IP),
+        KEYLM_EDGE_PORT=f"127.0.0.1:{edge_port}",
+        KEYLM_DOMAIN="",
+        KEYLM_EDGE_CONF_DIR=str(conf_dir),
+    )
+    return nginx_main(conf_dir, "http.conf")
 
 
 @pytest.fixture(scope="module")
