@@ -80,6 +80,7 @@ class ReplayGuard:
         self._redis = client
         self._clock = clock
         self._seen: dict[str, float] = {}
+        self._next_prune = 0.0
         self._lock = threading.Lock()
 
     def first_use(self, audience: str, token_id: str, expires_at: int) -> bool:
@@ -92,8 +93,9 @@ class ReplayGuard:
                 logger.warning("replay guard: redis failed (%s), remembering in memory", type(exc).__name__)
         now = self._clock()
         with self._lock:
-            if len(self._seen) > 1000:
+            if now >= self._next_prune:  # forget expired ids, at most once a second
                 self._seen = {k: t for k, t in self._seen.items() if t >= now}
+                self._next_prune = now + 1
             if key in self._seen:
                 return False
             self._seen[key] = expires_at + CLOCK_SKEW_SECONDS

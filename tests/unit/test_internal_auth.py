@@ -228,3 +228,29 @@ def test_require_user_refuses_a_call_without_user():
 
 def test_require_user_returns_the_user():
     assert Caller(service="gateway", user_id="u").require_user() == "u"
+
+
+def test_memory_replay_guard_forgets_an_id_only_after_it_expired(clock):
+    guard = ReplayGuard(clock=clock)
+    expires = int(clock()) + TTL_SECONDS
+
+    assert guard.first_use("auth", "id-1", expires) is True
+    clock.now += TTL_SECONDS
+    assert guard.first_use("auth", "id-1", expires) is False
+    clock.now += 60
+    assert guard.first_use("auth", "id-2", int(clock()) + TTL_SECONDS) is True
+    assert len(guard._seen) == 1  # id-1 is gone (it could not verify any more anyway)
+
+
+def test_redis_replay_guard_refuses_an_id_seen_by_another_process(redis_url, clock):
+    import secrets
+
+    import redis
+
+    token_id = secrets.token_hex(8)
+    first = ReplayGuard(redis.Redis.from_url(redis_url), clock=clock)
+    second = ReplayGuard(redis.Redis.from_url(redis_url), clock=clock)
+    expires = int(clock()) + TTL_SECONDS
+
+    assert first.first_use("keys", token_id, expires) is True
+    assert second.first_use("keys", token_id, expires) is False
