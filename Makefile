@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12
 PYTEST_ARGS ?=
 VENDOR_STAMP := gateway/static/vendor/.installed-$(shell cat web/package.json web/package-lock.json web/copy-vendor.js | sha1sum | cut -c1-12)
 
-.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key simulator system-deps openapi clean
+.PHONY: setup vendor run test test-fast lint format migrate bench rotate-key rotate-service-keys simulator system-deps openapi clean
 
 setup: $(STAMP)
 
@@ -26,15 +26,19 @@ $(VENDOR_STAMP): web/package.json web/package-lock.json web/copy-vendor.js
 	@node web/copy-vendor.js
 	@touch $@
 
-# Debian packages the tests drive: Chromium for the browser suite, HAProxy for the replica suite
-# (tests/replicas), kubectl to render the Kubernetes manifests (tests/deploy).
-# Each package installs a command of its own name (haproxy's lives in /usr/sbin).
-SYSTEM_PACKAGES := chromium haproxy kubectl
+# Debian packages the tests drive, as command:package: Chromium for the browser suite, HAProxy for
+# the replica suite (tests/replicas), kubectl to render the Kubernetes manifests (tests/deploy),
+# nginx for the edge (tests/e2e/test_edge_proxy.py) and Compose to validate docker-compose.yml.
+# Without recommends: docker-compose would bring the whole Docker engine. (nginx and haproxy live
+# in /usr/sbin.)
+SYSTEM_PACKAGES := chromium:chromium haproxy:haproxy kubectl:kubectl nginx:nginx-light \
+	docker-compose:docker-compose
 system-deps:
-	@missing=""; for package in $(SYSTEM_PACKAGES); do \
-		PATH="$$PATH:/usr/sbin" command -v $$package >/dev/null || missing="$$missing $$package"; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
 	done; \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 run: setup vendor
 	@$(PY) -m runner run
@@ -62,6 +66,10 @@ openapi: setup
 
 rotate-key: setup
 	@$(PY) -m runner rotate-key
+
+# New Ed25519 keys for every service; the previous public keys stay accepted (overlap) until the next.
+rotate-service-keys: setup
+	@$(PY) -m runner rotate-service-keys
 
 bench: setup
 	@$(PY) -m bench

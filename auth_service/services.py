@@ -87,7 +87,7 @@ def _start_session(settings: Settings, user: User) -> SignedIn:
     session = Session(user_id=user.id, expires_at=utcnow() + ttl)
     db.session.add(session)
     db.session.flush()
-    token = session_codec(settings.auth_secret).encode(
+    token = session_codec(settings, signing=True).encode(
         {"uid": user.id, "sid": session.id}, ttl.total_seconds()
     )
     return SignedIn(user=user, session_token=token)

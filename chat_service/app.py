@@ -11,7 +11,14 @@ from shared.http import ServiceClient
 
 def create_app(settings: Settings | None = None):
     settings = settings or load_settings(service="chat")
-    app = create_service_app("chat", settings, blueprints=[bp], schema=SCHEMA)
+    app = create_service_app(
+        "chat",
+        settings,
+        blueprints=[bp],
+        schema=SCHEMA,
+        dependencies=("auth", "keys", "quota"),
+        accepts=("gateway",),
+    )
     upstream = Upstream(settings, ServiceClient(settings, caller="chat"))
     app.extensions["keylm.upstream"] = upstream
     init_outbox(app, upstream)

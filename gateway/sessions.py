@@ -39,7 +39,7 @@ def _resolve(client: ServiceClient, token: str | None) -> Identity | None:
     if not token:
         return None
     try:
-        claims = session_codec(get_settings().auth_secret).decode(token)
+        claims = session_codec(get_settings()).decode(token)
     except TokenInvalid:
         return None
     user_id, session_id = claims.get("uid"), claims.get("sid")

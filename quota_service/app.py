@@ -7,4 +7,4 @@ from shared.config import Settings
 
 
 def create_app(settings: Settings | None = None):
-    return create_service_app("quota", settings, blueprints=[bp], schema=SCHEMA)
+    return create_service_app("quota", settings, blueprints=[bp], schema=SCHEMA, accepts=("gateway", "chat"))

@@ -1,10 +1,12 @@
-"""`python -m runner run|migrate|env|rotate-key|openapi`: the commands behind `make run`, `make migrate`,
-`make rotate-key` and `make openapi` (each but `openapi` reads .env, where the real environment leaves
+"""`python -m runner run|migrate|env|rotate-key|rotate-service-keys|openapi`: the commands behind
+`make run`, `make migrate`, `make rotate-key`, `make rotate-service-keys` and `make openapi` (each
+but `openapi` reads .env, where the real environment leaves
 a variable unset)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import signal
@@ -12,7 +14,7 @@ import sys
 import time
 import uuid
 
-from runner.envfile import ensure_env_file, load_env_file
+from runner.envfile import ensure_env_file, env_file_path, load_env_file, rotate_service_keys
 from runner.ports import busy_ports_message
 from runner.suite import (
     APPS,
@@ -46,11 +48,13 @@ def migrate() -> None:
     import flask_migrate
 
     # Fail fast, naming the bad variable, before touching any database. Migrating needs no secret
-    # (the migration job on Kubernetes gets the database URL alone).
+    # (the migration job on Kubernetes gets the database URL alone), and runs as the owner
+    # (DATABASE_URL), never as a service's own role, which may not create tables.
     settings = load_settings(service="migrate")
+    owner = dataclasses.replace(settings, service_database_urls={})
     for name in DATABASE_SERVICES:
         module_name = APPS[name].split(":")[0]
-        app = importlib.import_module(module_name).create_app(settings)
+        app = importlib.import_module(module_name).create_app(owner)
         if "migrate" not in app.extensions:
             continue
         with app.app_context():
@@ -206,10 +210,24 @@ def openapi_command(check: bool) -> int:
     return write_openapi(check=check)
 
 
+def rotate_service_keys_command() -> int:
+    """New Ed25519 keys for every service in .env, the previous public keys still accepted."""
+    path = env_file_path()
+    if path is None:
+        print("KEYLM_ENV_FILE=none: there is no .env to rotate keys in", file=sys.stderr)
+        return 2
+    ensure_env_file()
+    rotated = rotate_service_keys(path)
+    print(f"new signing keys for {', '.join(rotated)} in {path.name}; the previous public keys stay")
+    print("accepted until the next rotation. Restart the services (make run, or docker compose up -d).")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
     parser.add_argument(
-        "command", choices=["run", "migrate", "wait-migrated", "env", "rotate-key", "openapi"]
+        "command",
+        choices=["run", "migrate", "wait-migrated", "env", "rotate-key", "rotate-service-keys", "openapi"],
     )
     parser.add_argument("service", nargs="?", choices=DATABASE_SERVICES, help="wait-migrated: which")
     parser.add_argument("--check", action="store_true", help="openapi: fail if docs/openapi.json is stale")
@@ -224,6 +242,8 @@ def main() -> int:
     if args.command == "env":
         ensure_env_file()
         return 0
+    if args.command == "rotate-service-keys":
+        return rotate_service_keys_command()
     ensure_env_file()
     load_env_file()
     if args.command == "rotate-key":

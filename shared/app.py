@@ -9,22 +9,28 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+import redis
+import requests
 from flask import Blueprint, Flask, g, jsonify, request
 
 from shared.config import Settings, load_settings, secret_values
 from shared.db import check_database, init_database
 from shared.errors import NotFound, PayloadTooLarge, register_error_handlers
+from shared.http import pooled_session
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
-from shared.internal_auth import InternalCredentials
+from shared.internal_auth import InternalCredentials, ReplayGuard, canonical_target
 from shared.logging import configure_logging
 from shared.metrics import init_metrics
+from shared.redis_store import redis_client
 
 logger = logging.getLogger("keylm.request")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Paths any caller may reach on a service port: liveness, which holds no user data. (Metrics are
-# on METRICS_PORT, not on the service's port.)
-OPEN_PATHS = ("/healthz",)
+# Paths any caller may reach on a service port: liveness and readiness, which hold no user data.
+# (Metrics are on METRICS_PORT, not on the service's port.)
+OPEN_PATHS = ("/healthz", "/readyz")
+# How long /readyz waits for a dependency's /healthz.
+READY_TIMEOUT = (1.0, 2.0)
 
 
 def create_service_app(
@@ -35,12 +41,16 @@ def create_service_app(
     schema: str | None = None,
     public: bool = False,
     health_check: Callable[[], dict[str, str]] | None = None,
+    dependencies: Iterable[str] = (),
+    accepts: Iterable[str] = (),
 ) -> Flask:
     """Build a service: config, logging, errors, request ids, internal auth, database, health.
 
     `public` is for the gateway only: it has no internal credential to check, its callers are browsers.
+    `dependencies`: the services this one calls; /readyz answers 503 while one of them is not alive.
+    `accepts`: the services whose signed credentials this one accepts (by their public keys).
     """
-    settings = settings or load_settings(service=name)
+    settings = (settings or load_settings(service=name)).for_service(name)
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["keylm.settings"] = settings
@@ -52,12 +62,18 @@ def create_service_app(
     _register_request_id(app)
     _register_streamed_body_limit(app, settings.max_body_bytes)
     if not public:
-        _register_internal_auth(app, name, InternalCredentials(settings.internal_secret))
+        credentials = InternalCredentials(
+            name,
+            trusted=settings.trusted_keys(accepts),
+            replay_guard=ReplayGuard(redis_client(settings)),
+        )
+        _register_internal_auth(app, credentials)
     _register_nul_path_guard(app)
     if schema:
         init_database(app, settings, schema)
     init_metrics(app, name)
     _register_health(app, name, settings.instance_id, schema is not None, health_check)
+    _register_readiness(app, name, settings, schema is not None, tuple(dependencies))
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
@@ -106,12 +122,17 @@ def _register_streamed_body_limit(app: Flask, max_bytes: int) -> None:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
-def _register_internal_auth(app: Flask, name: str, credentials: InternalCredentials) -> None:
+def _register_internal_auth(app: Flask, credentials: InternalCredentials) -> None:
     @app.before_request
     def require_internal_credential():
         if request.path in OPEN_PATHS:
             return
-        g.caller = credentials.verify(request.headers.get(CREDENTIAL_HEADER), audience=name)
+        g.caller = credentials.verify(
+            request.headers.get(CREDENTIAL_HEADER),
+            method=request.method,
+            target=canonical_target(request.path, request.query_string.decode("latin-1"), decoded=True),
+            body=request.get_data(cache=True),
+        )
 
 
 def _register_nul_path_guard(app: Flask) -> None:
@@ -146,3 +167,42 @@ def _register_health(
         if instance:
             body["instance"] = instance
         return jsonify(body), 200 if healthy else 503
+
+
+def _register_readiness(
+    app: Flask, name: str, settings: Settings, has_db: bool, dependencies: tuple[str, ...]
+) -> None:
+    """/readyz: may this process take traffic now? Its database, its Redis (when configured) and
+    the services it calls all answer. A rolling restart waits for it before stopping the next one."""
+    session = pooled_session(internal=True)
+
+    def dependency_status(service: str) -> str:
+        try:
+            response = session.get(settings.service_urls[service] + "/healthz", timeout=READY_TIMEOUT)
+        except requests.RequestException:
+            return "down"
+        return "ok" if response.status_code == 200 else "degraded"
+
+    @app.get("/readyz")
+    def readyz():
+        checks: dict[str, str] = {}
+        if has_db:
+            try:
+                check_database()
+                checks["database"] = "ok"
+            except Exception as exc:  # any failure means "not ready", never a 500
+                logger.warning("readiness: database failed: %s", type(exc).__name__)
+                checks["database"] = "down"
+        client = redis_client(settings)
+        if client is not None:
+            try:
+                client.ping()
+                checks["redis"] = "ok"
+            except redis.RedisError as exc:
+                logger.warning("readiness: redis failed: %s", type(exc).__name__)
+                checks["redis"] = "down"
+        for service in dependencies:
+            checks[service] = dependency_status(service)
+        ready = all(value == "ok" for value in checks.values())
+        body = {"status": "ready" if ready else "not_ready", "service": name, "checks": checks}
+        return jsonify(body), 200 if ready else 503

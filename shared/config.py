@@ -5,27 +5,30 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from shared.providers import SPECS
+from shared.signing import parse_private_key, parse_public_key, public_key_text
 
 SERVICE_NAMES = ("gateway", "auth", "keys", "chat", "quota")
+DATABASE_SERVICES = ("auth", "keys", "chat", "quota")
 DEFAULT_PORTS = {"gateway": 8000, "auth": 8001, "keys": 8002, "chat": 8003, "quota": 8004}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The secrets each process needs to start; a deployment gives each service only its own (one
 # Secret per service on Kubernetes). `None` (the runner, tests, key rotation) requires all three.
 # The migration job needs none: it only reaches the database.
 REQUIRED_SECRETS: dict[str | None, tuple[str, ...]] = {
-    None: ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY", "PASSWORD_PEPPER"),
-    "gateway": ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET"),  # checks the cookie's signature
-    # signs session cookies; the pepper keys the password pre-hash
-    "auth": ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "PASSWORD_PEPPER"),
-    "keys": ("INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY"),  # the vault's master key
-    "chat": ("INTERNAL_AUTH_SECRET",),
-    "quota": ("INTERNAL_AUTH_SECRET",),
+    None: ("APP_AUTH_SECRET", "APP_ENCRYPTION_KEY", "PASSWORD_PEPPER"),
+    "gateway": ("APP_AUTH_SECRET", "GATEWAY_SIGNING_KEY"),  # keys the rate-limit counters' names
+    "auth": ("PASSWORD_PEPPER", "AUTH_SIGNING_KEY"),  # the pepper keys the password pre-hash
+    "keys": ("APP_ENCRYPTION_KEY", "KEYS_SIGNING_KEY"),  # the vault's master key
+    "chat": ("CHAT_SIGNING_KEY",),
+    "quota": ("QUOTA_SIGNING_KEY",),
     "migrate": (),
 }
 
@@ -44,11 +47,18 @@ class Settings:
 
     # None only where the process was loaded for a service that does not use it (REQUIRED_SECRETS).
     auth_secret: str | None = field(repr=False)
-    internal_secret: str | None = field(repr=False)
+    # Each service's Ed25519 private key (base64), by service name: `<NAME>_SIGNING_KEY`.
+    signing_keys: Mapping[str, str] = field(repr=False)
+    # The public keys each service's signatures are checked with (`<NAME>_PUBLIC_KEYS`, or derived
+    # from its signing key); more than one while a rotation overlaps.
+    public_keys: Mapping[str, tuple[str, ...]]
     password_pepper: str | None = field(repr=False)
     encryption_key: bytes | None = field(repr=False)
     encryption_key_previous: bytes | None = field(repr=False)
     database_url: str | None = field(repr=False)  # may hold a password
+    # `<NAME>_DATABASE_URL`: the role a service connects as (rights on its own schema only); it
+    # overrides DATABASE_URL in that service. Migrations run with DATABASE_URL, the owner.
+    service_database_urls: Mapping[str, str] = field(repr=False)
     var_dir: Path
     redis_url: str | None = field(repr=False)  # may hold a password
     groq_api_key: str | None = field(repr=False)
@@ -104,9 +114,34 @@ class Settings:
     # Set by the runner that started the process; /healthz repeats it so the runner knows its own.
     instance_id: str | None = None
     metrics_port: int | None = None
+    # Loaded for `runner migrate` (service="migrate"): no secret, no signing key, no caller accepted.
+    migrate_only: bool = False
     # Test-only: when set, quota_service reads "now" from this file (ISO 8601) so tests can cross
     # midnight in real processes. Never set it in production.
     fake_clock_file: Path | None = None
+
+    def for_service(self, service: str) -> Settings:
+        """These settings as `service` runs with them: its own database role when one is set."""
+        url = self.service_database_urls.get(service)
+        return replace(self, database_url=url) if url else self
+
+    def private_key(self, service: str) -> Ed25519PrivateKey:
+        """This service's signing key; a ConfigError naming the variable when it is not set."""
+        value = self.signing_keys.get(service)
+        if not value and self.migrate_only:
+            return Ed25519PrivateKey.generate()  # an app built to migrate calls no other service
+        if not value:
+            raise ConfigError([f"{service.upper()}_SIGNING_KEY is required but not set"])
+        return parse_private_key(value)
+
+    def trusted_keys(self, callers: Iterable[str]) -> dict[str, tuple[Ed25519PublicKey, ...]]:
+        """The public keys of the services a receiver accepts; a ConfigError names any missing."""
+        if self.migrate_only:
+            return {}  # an app built to migrate serves nothing: it accepts no caller
+        missing = [f"{name.upper()}_PUBLIC_KEYS" for name in callers if not self.public_keys.get(name)]
+        if missing:
+            raise ConfigError([f"{name} is required but not set" for name in missing])
+        return {name: tuple(parse_public_key(k) for k in self.public_keys[name]) for name in callers}
 
     @property
     def uses_sqlite(self) -> bool:
@@ -144,6 +179,18 @@ def _aes_key(value: str) -> bytes:
     if len(raw) != 32:
         raise ValueError("must be 32 bytes, base64 (generate: openssl rand -base64 32)")
     return raw
+
+
+def _signing_key(value: str) -> str:
+    parse_private_key(value)
+    return value.strip()
+
+
+def _public_keys(value: str) -> tuple[str, ...]:
+    keys = tuple(item.strip() for item in value.split(",") if item.strip())
+    for key in keys:
+        parse_public_key(key)
+    return keys
 
 
 def _positive_int(value: str) -> int:
@@ -255,11 +302,13 @@ _VARS: dict[str, _Var] = {
     v.name: v
     for v in (
         _Var("APP_AUTH_SECRET", _secret),
-        _Var("INTERNAL_AUTH_SECRET", _secret),
+        *(_Var(f"{name.upper()}_SIGNING_KEY", _signing_key, optional=True) for name in SERVICE_NAMES),
+        *(_Var(f"{name.upper()}_PUBLIC_KEYS", _public_keys, optional=True) for name in SERVICE_NAMES),
         _Var("PASSWORD_PEPPER", _secret),
         _Var("APP_ENCRYPTION_KEY", _aes_key),
         _Var("APP_ENCRYPTION_KEY_PREVIOUS", _aes_key, optional=True),
         _Var("DATABASE_URL", _database_url, optional=True),
+        *(_Var(f"{name.upper()}_DATABASE_URL", _database_url, optional=True) for name in DATABASE_SERVICES),
         _Var("KEYLM_VAR_DIR", _text, default=str(REPO_ROOT / "var")),
         _Var("REDIS_URL", _redis_url, optional=True),
         _Var("REDIS_CONNECT_TIMEOUT_SECONDS", _positive_float, default="0.5"),
@@ -335,6 +384,9 @@ def load_settings(env: Mapping[str, str] | None = None, service: str | None = No
             values[var.name] = None
             continue
         if raw is None or (raw.strip() == "" and (var.optional or var.default is not None)):
+            if var.name in required and service is not None:  # e.g. the service's own signing key
+                problems.append(f"{var.name} is required but not set")
+                continue
             if var.optional:
                 values[var.name] = None
                 continue
@@ -357,11 +409,21 @@ def load_settings(env: Mapping[str, str] | None = None, service: str | None = No
     outbox = values["MAIL_OUTBOX_DIR"]
     return Settings(
         auth_secret=values["APP_AUTH_SECRET"],
-        internal_secret=values["INTERNAL_AUTH_SECRET"],
+        signing_keys={
+            name: values[f"{name.upper()}_SIGNING_KEY"]
+            for name in SERVICE_NAMES
+            if values[f"{name.upper()}_SIGNING_KEY"]
+        },
+        public_keys=_service_public_keys(values),
         password_pepper=values["PASSWORD_PEPPER"],
         encryption_key=values["APP_ENCRYPTION_KEY"],
         encryption_key_previous=values["APP_ENCRYPTION_KEY_PREVIOUS"],
         database_url=values["DATABASE_URL"],
+        service_database_urls={
+            name: values[f"{name.upper()}_DATABASE_URL"]
+            for name in DATABASE_SERVICES
+            if values[f"{name.upper()}_DATABASE_URL"]
+        },
         var_dir=var_dir,
         redis_url=values["REDIS_URL"],
         groq_api_key=values["GROQ_API_KEY"],
@@ -419,9 +481,24 @@ def load_settings(env: Mapping[str, str] | None = None, service: str | None = No
         max_streams_per_user=values["MAX_STREAMS_PER_USER"],
         log_level=values["LOG_LEVEL"],
         instance_id=values["KEYLM_INSTANCE_ID"],
+        migrate_only=service == "migrate",
         metrics_port=values["METRICS_PORT"],
         fake_clock_file=Path(values["KEYLM_FAKE_CLOCK_FILE"]) if values["KEYLM_FAKE_CLOCK_FILE"] else None,
     )
+
+
+def _service_public_keys(values: Mapping[str, object]) -> dict[str, tuple[str, ...]]:
+    """`<NAME>_PUBLIC_KEYS` as listed, or else the public half of `<NAME>_SIGNING_KEY` (one .env
+    for the whole suite under `make run`)."""
+    keys = {}
+    for name in SERVICE_NAMES:
+        listed = values[f"{name.upper()}_PUBLIC_KEYS"]
+        private = values[f"{name.upper()}_SIGNING_KEY"]
+        if listed:
+            keys[name] = listed
+        elif private:
+            keys[name] = (public_key_text(parse_private_key(private)),)
+    return keys
 
 
 def metrics_port_from(env: Mapping[str, str]) -> int | None:
@@ -443,7 +520,7 @@ def secret_values(settings: Settings) -> list[str]:
     secrets = (
         settings.groq_api_key,
         settings.auth_secret,
-        settings.internal_secret,
+        *settings.signing_keys.values(),
         settings.password_pepper,
         *encoded_keys,
     )

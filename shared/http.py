@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import logging
 from typing import Any
 
@@ -54,7 +55,7 @@ class ServiceClient:
     def __init__(self, settings: Settings, caller: str):
         self.caller = caller
         self.urls = dict(settings.service_urls)
-        self.credentials = InternalCredentials(settings.internal_secret)
+        self.credentials = InternalCredentials(caller, settings.private_key(caller))
         # Only idempotent requests are retried, and only when the connection failed.
         retry = Retry(
             total=2, connect=2, read=0, status=0, backoff_factor=0.05, allowed_methods={"GET", "HEAD"}
@@ -62,9 +63,17 @@ class ServiceClient:
         self.session = pooled_session(retry, internal=True)
 
     def headers(
-        self, service: str, user_id: str | None = None, session_id: str | None = None
+        self,
+        service: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        user_id: str | None = None,
+        session_id: str | None = None,
     ) -> dict[str, str]:
-        headers = {CREDENTIAL_HEADER: self.credentials.issue(self.caller, service, user_id, session_id)}
+        """The signed credential for exactly this request (and the request id to pass on)."""
+        credential = self.credentials.issue(service, method, path, body, user_id, session_id)
+        headers = {CREDENTIAL_HEADER: credential}
         if has_request_context() and "request_id" in g:
             headers["X-Request-Id"] = g.request_id
         return headers
@@ -83,7 +92,15 @@ class ServiceClient:
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; a service that cannot be reached raises 503 service_unavailable."""
-        headers = {**(extra_headers or {}), **self.headers(service, user_id, session_id)}
+        headers = dict(extra_headers or {})
+        # The credential signs the body's exact bytes: serialise it here, not inside requests.
+        if "json" in kwargs:
+            kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
+            headers.setdefault("Content-Type", "application/json")
+        body = kwargs.get("data") or b""
+        if isinstance(body, str):
+            body = kwargs["data"] = body.encode()
+        headers.update(self.headers(service, method, path, body, user_id, session_id))
         try:
             return self.session.request(
                 method,

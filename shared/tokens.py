@@ -1,21 +1,21 @@
-"""HMAC-SHA256 signed tokens with an expiry: session cookies and internal service credentials."""
+"""Signed tokens with an expiry. Session cookies are Ed25519-signed by auth_service (shared/signing.py);
+the HMAC codec stays for tokens one service both signs and checks."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from shared.signing import SessionTokens, TokenExpired, TokenInvalid
 
-class TokenInvalid(Exception):
-    """The token is malformed, tampered with, signed with another secret, or expired."""
+if TYPE_CHECKING:
+    from shared.config import Settings
 
-
-class TokenExpired(TokenInvalid):
-    """The signature is good but the token's expiry has passed."""
+__all__ = ["SessionTokens", "SignedTokenCodec", "TokenExpired", "TokenInvalid", "session_codec"]
 
 
 class SignedTokenCodec:
@@ -42,9 +42,11 @@ class SignedTokenCodec:
         return payload
 
 
-def session_codec(auth_secret: str) -> SignedTokenCodec:
-    """Session cookies: signed by auth_service, verified by the gateway."""
-    return SignedTokenCodec(auth_secret, salt="keylm.session.v1")
+def session_codec(settings: Settings, *, signing: bool = False) -> SessionTokens:
+    """Session cookies: signed by auth_service alone (`signing=True` needs AUTH_SIGNING_KEY), verified
+    by the gateway with auth's public keys (AUTH_PUBLIC_KEYS, more than one while rotating)."""
+    private_key = settings.private_key("auth") if signing else None
+    return SessionTokens(private_key, settings.trusted_keys(["auth"])["auth"])
 
 
 # auth_service hands a new session to the gateway in this response header (and asks it to drop

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.config import Settings, load_settings
+from shared.config import SERVICE_NAMES, Settings, load_settings
+from shared.signing import new_private_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -38,7 +39,8 @@ def base_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     """A complete, valid environment for services under test (fresh secrets each time)."""
     env = {
         "APP_AUTH_SECRET": secrets.token_hex(32),
-        "INTERNAL_AUTH_SECRET": secrets.token_hex(32),
+        # Each service's Ed25519 key (its public half is derived: one env for the whole suite).
+        **{f"{name.upper()}_SIGNING_KEY": new_private_key() for name in SERVICE_NAMES},
         "PASSWORD_PEPPER": secrets.token_hex(32),
         "APP_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "KEYLM_VAR_DIR": str(var_dir),

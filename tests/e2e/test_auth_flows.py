@@ -19,7 +19,9 @@ import redis
 import requests
 
 from runner.suite import Suite
-from shared.tokens import session_codec
+from shared.config import load_settings
+from shared.signing import new_private_key, parse_private_key
+from shared.tokens import SessionTokens, session_codec
 from tests.conftest import BACKENDS, unique_email
 from tests.e2e.conftest import Browserless, launch_suite
 
@@ -209,11 +211,16 @@ def test_forged_cookie_is_401(suite, cookie):
     assert error_of(response)["code"] == "unauthenticated"
 
 
-def test_cookie_signed_with_another_secret_is_401(suite, signed_in):
-    real = session_codec(suite.env["APP_AUTH_SECRET"]).decode(session_cookie(signed_in).strip('"'))
-    forged = session_codec("another-secret-" + "x" * 40).encode(
-        {"uid": real["uid"], "sid": real["sid"]}, 3600
-    )
+@pytest.mark.parametrize("signer", ["another key", "the gateway's key", "chat's key"])
+def test_cookie_signed_with_another_key_is_401(suite, signed_in, signer):
+    """Only auth signs sessions: no other key, a service's own among them, makes a valid cookie."""
+    real = session_codec(load_settings(suite.env)).decode(session_cookie(signed_in).strip('"'))
+    key = {
+        "another key": new_private_key(),
+        "the gateway's key": suite.env["GATEWAY_SIGNING_KEY"],
+        "chat's key": suite.env["CHAT_SIGNING_KEY"],
+    }[signer]
+    forged = SessionTokens(parse_private_key(key), []).encode({"uid": real["uid"], "sid": real["sid"]}, 3600)
 
     assert me_with_cookie(suite, forged).status_code == 401
 

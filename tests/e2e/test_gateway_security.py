@@ -10,7 +10,9 @@ import pytest
 import requests
 
 from runner.suite import Suite
+from shared.config import load_settings
 from shared.internal_auth import HEADER, InternalCredentials
+from shared.signing import new_private_key, parse_private_key
 from shared.tokens import session_codec
 from tests.e2e.conftest import Browserless
 
@@ -119,18 +121,20 @@ SERVICE_PATHS = {
 
 
 def forged(suite: Suite, service: str, kind: str, user_id: str = "some-user") -> str:
-    secret = suite.env["INTERNAL_AUTH_SECRET"]
+    """A bad credential for `GET SERVICE_PATHS[service]` on `service`."""
+    gateway_key = parse_private_key(suite.env["GATEWAY_SIGNING_KEY"])
+    path = SERVICE_PATHS[service]
     if kind == "garbage":
         return "garbage-credential"
     if kind == "other-secret":
-        return InternalCredentials("0" * 64).issue("gateway", service, user_id, "s")
+        other_key = parse_private_key(new_private_key())
+        return InternalCredentials("gateway", other_key).issue(service, "GET", path, b"", user_id, "s")
     if kind == "other-audience":
         other = "keys" if service != "keys" else "auth"
-        return InternalCredentials(secret).issue("gateway", other, user_id, "s")
+        return InternalCredentials("gateway", gateway_key).issue(other, "GET", path, b"", user_id, "s")
     if kind == "expired":
-        return InternalCredentials(secret, clock=lambda: time.time() - 3600).issue(
-            "gateway", service, user_id
-        )
+        stale = InternalCredentials("gateway", gateway_key, clock=lambda: time.time() - 3600)
+        return stale.issue(service, "GET", path, b"", user_id)
     raise AssertionError(kind)
 
 
@@ -172,9 +176,8 @@ def other_user(suite) -> dict:
 
 
 def spoofing_headers(suite: Suite, victim_id: str) -> dict[str, dict[str, str]]:
-    real_credential = InternalCredentials(suite.env["INTERNAL_AUTH_SECRET"]).issue(
-        "gateway", "auth", victim_id, "victim-session"
-    )
+    gateway = InternalCredentials("gateway", parse_private_key(suite.env["GATEWAY_SIGNING_KEY"]))
+    real_credential = gateway.issue("auth", "GET", "/api/auth/me", b"", victim_id, "victim-session")
     return {
         "x-user-id": {"X-User-Id": victim_id},
         "x-forwarded-user": {"X-Forwarded-User": victim_id},
@@ -230,7 +233,7 @@ def test_encoded_dot_segments_cannot_reach_internal_routes(suite, signed_in, oth
     victim = Browserless(suite)
     victim.post("/api/auth/login", json={"email": other_user["email"], "password": other_user["password"]})
     victim_cookie = victim.http.cookies["keylm_session"].strip('"')
-    victim_session = session_codec(suite.env["APP_AUTH_SECRET"]).decode(victim_cookie)["sid"]
+    victim_session = session_codec(load_settings(suite.env)).decode(victim_cookie)["sid"]
 
     response = signed_in.get(prefix + dots * 6 + f"internal/sessions/{victim_session}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import flask_migrate
@@ -43,12 +44,26 @@ class ServiceCaller:
 
     def __init__(self, app: Flask, audience: str):
         self.client: FlaskClient = app.test_client()
-        self.credentials = InternalCredentials(app.extensions["keylm.settings"].internal_secret)
+        self.settings = app.extensions["keylm.settings"]
         self.audience = audience
+
+    def credential(
+        self, method: str, path: str, body: bytes = b"", *, caller="gateway", user_id=None, session_id=None
+    ) -> str:
+        """A fresh credential signed with `caller`'s own key for exactly this request."""
+        signer = InternalCredentials(caller, self.settings.private_key(caller))
+        return signer.issue(self.audience, method, path, body, user_id, session_id)
 
     def open(self, method: str, path: str, *, user_id=None, session_id=None, caller="gateway", **kw):
         headers = dict(kw.pop("headers", {}) or {})
-        headers[HEADER] = self.credentials.issue(caller, self.audience, user_id, session_id)
+        if "json" in kw:  # signed as the exact bytes sent
+            kw["data"] = json.dumps(kw.pop("json")).encode()
+            kw.setdefault("content_type", "application/json")
+        body = kw.get("data") or b""
+        body = body.encode() if isinstance(body, str) else body
+        headers[HEADER] = self.credential(
+            method, path, body, caller=caller, user_id=user_id, session_id=session_id
+        )
         return self.client.open(path, method=method, headers=headers, **kw)
 
     def get(self, path, **kw):

@@ -21,6 +21,7 @@ from auth_service.models import PasswordResetToken, Session, User
 from shared.config import Settings
 from shared.db import db, utcnow
 from shared.internal_auth import HEADER, InternalCredentials
+from shared.signing import new_private_key, parse_private_key
 from shared.tokens import CLEAR_SESSION_HEADER, SET_SESSION_HEADER, session_codec
 from tests.conftest import unique_email
 from tests.integration.conftest import ServiceCaller, migrated_app
@@ -51,7 +52,7 @@ class AuthService:
 
     def signed_in(self, response) -> SignedIn:
         assert response.status_code in (200, 201), response.get_data(as_text=True)
-        claims = session_codec(self.settings.auth_secret).decode(response.headers[SET_SESSION_HEADER])
+        claims = session_codec(self.settings).decode(response.headers[SET_SESSION_HEADER])
         return SignedIn(user=response.get_json()["user"], user_id=claims["uid"], session_id=claims["sid"])
 
     def new_user(self, email_: str | None = None, password: str = PASSWORD) -> SignedIn:
@@ -498,15 +499,25 @@ ROUTES = [
 ]
 
 
-def forged_credentials(settings: Settings) -> dict[str, str]:
-    real = InternalCredentials(settings.internal_secret)
-    token = real.issue("gateway", "auth", "u", "s")
+def forged_credentials(settings: Settings, method: str, path: str) -> dict[str, str]:
+    """Credentials that must not open `method path` (sent with the body `{}`)."""
+    body = b"{}"
+    real = InternalCredentials("gateway", settings.private_key("gateway"))
+    token = real.issue("auth", method, path, body, "u", "s")
+    stale = InternalCredentials("gateway", settings.private_key("gateway"), clock=lambda: 0)
+    other_key = InternalCredentials("gateway", parse_private_key(new_private_key()))
     return {
         "garbage": "garbage",
-        "other-secret": InternalCredentials("f" * 64).issue("gateway", "auth", "u", "s"),
-        "other-audience": real.issue("gateway", "keys", "u", "s"),
-        "expired": InternalCredentials(settings.internal_secret, clock=lambda: 0).issue("gateway", "auth"),
+        "other-secret": other_key.issue("auth", method, path, body, "u", "s"),
+        "other-audience": real.issue("keys", method, path, body, "u", "s"),
+        "expired": stale.issue("auth", method, path, body),
         "tampered": token[:-5] + ("AAAAA" if token[-5:] != "AAAAA" else "BBBBB"),
+        # Signed by a service auth does not accept (keys never calls auth).
+        "uninvited-caller": InternalCredentials("keys", settings.private_key("keys")).issue(
+            "auth", method, path, body, "u", "s"
+        ),
+        "other-path": real.issue("auth", method, path + "x", body, "u", "s"),
+        "other-body": real.issue("auth", method, path, b'{"a":1}', "u", "s"),
     }
 
 
@@ -518,12 +529,26 @@ def test_request_without_internal_credential_is_401(auth, method, path):
     assert error_code(response) == "unauthenticated"
 
 
-@pytest.mark.parametrize("forgery", ["garbage", "other-secret", "other-audience", "expired", "tampered"])
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "garbage",
+        "other-secret",
+        "other-audience",
+        "expired",
+        "tampered",
+        "uninvited-caller",
+        "other-path",
+        "other-body",
+    ],
+)
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_request_with_forged_internal_credential_is_401(auth, method, path, forgery):
-    credential = forged_credentials(auth.settings)[forgery]
+    credential = forged_credentials(auth.settings, method, path)[forgery]
 
-    response = auth.caller.client.open(path, method=method, json={}, headers={HEADER: credential})
+    response = auth.caller.client.open(
+        path, method=method, data=b"{}", content_type="application/json", headers={HEADER: credential}
+    )
 
     assert response.status_code == 401
     assert error_code(response) == "unauthenticated"
@@ -560,14 +585,24 @@ def test_internal_sessions_answers_the_gateway(auth):
     assert response.get_json() == {"session": {"id": who.session_id, "userId": who.user_id}}
 
 
-@pytest.mark.parametrize("service", ["chat", "keys", "quota", "auth"])
-def test_internal_sessions_refuses_a_non_gateway_caller_with_403(auth, service):
+# chat is a caller auth accepts, but not here (403); keys, quota and auth are no callers of auth:
+# their signed credentials are refused before any route (401).
+@pytest.mark.parametrize(
+    ("service", "status", "code"),
+    [
+        ("chat", 403, "forbidden"),
+        ("keys", 401, "unauthenticated"),
+        ("quota", 401, "unauthenticated"),
+        ("auth", 401, "unauthenticated"),
+    ],
+)
+def test_internal_sessions_refuses_a_non_gateway_caller(auth, service, status, code):
     who = auth.new_user()
 
     response = auth.caller.get(f"/internal/sessions/{who.session_id}", caller=service)
 
-    assert response.status_code == 403
-    assert error_code(response) == "forbidden"
+    assert response.status_code == status
+    assert error_code(response) == code
 
 
 def test_internal_sessions_is_404_for_an_unknown_session(auth):

@@ -342,8 +342,18 @@ def test_requests_without_an_internal_credential_are_401(app):
 # --- chat_service's internal endpoints --------------------------------------------------------
 
 
-@pytest.mark.parametrize("caller", ["gateway", "auth", "quota", "keys"])
-def test_internal_endpoints_refuse_every_caller_but_chat(app, keys, caller):
+# The gateway is a caller keys accepts, but not for these (403); auth, quota and keys itself are no
+# callers of keys: their own signed credentials are refused before any route (401).
+@pytest.mark.parametrize(
+    ("caller", "status", "code"),
+    [
+        ("gateway", 403, "forbidden"),
+        ("auth", 401, "unauthenticated"),
+        ("quota", 401, "unauthenticated"),
+        ("keys", 401, "unauthenticated"),
+    ],
+)
+def test_internal_endpoints_refuse_every_caller_but_chat(app, keys, caller, status, code):
     user, api_key = new_user(), new_api_key()
     key = add_key(keys, user, api_key)
 
@@ -356,7 +366,7 @@ def test_internal_endpoints_refuse_every_caller_but_chat(app, keys, caller):
     )
 
     for response in (resolved, failed):
-        assert_envelope(response, 403, "forbidden")
+        assert_envelope(response, status, code)
         assert api_key not in response.get_data(as_text=True)
     row = stored_key(app, key["id"])
     assert (row.status, row.last_used_at) == ("active", None)

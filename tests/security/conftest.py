@@ -8,6 +8,7 @@ Postgres+Redis), so a module's checks of logs and rows see that module's traffic
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import sqlite3
 import time
@@ -23,9 +24,11 @@ import pytest
 import requests
 
 from runner.suite import Suite
+from shared.config import load_settings
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
 from shared.internal_auth import InternalCredentials
 from shared.providers.registry import SPECS
+from shared.signing import parse_private_key
 from shared.tokens import session_codec
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import Browserless, launch_suite
@@ -105,9 +108,14 @@ def signed_in_client(suite: Suite, journal: list[Recorded] | None = None, **regi
     return client
 
 
+def suite_settings(suite: Suite):
+    """The suite's own configuration (its keys among it), as every service of it loads it."""
+    return load_settings(suite.env)
+
+
 def session_claims(suite: Suite, client: RecordingClient) -> dict:
     """The user id (`uid`) and session id (`sid`) inside the client's session cookie."""
-    return session_codec(suite.env["APP_AUTH_SECRET"]).decode(client.session_cookie)
+    return session_codec(suite_settings(suite)).decode(client.session_cookie)
 
 
 # --- provider keys ---------------------------------------------------------------------------
@@ -154,18 +162,57 @@ def send_message(client: Browserless, thread_id: str, content: str, request_id: 
 # --- internal credentials --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Unsigned:
+    """A credential `direct()` signs for the very request it goes with (method, path and body are
+    bound into it). `key` signs instead of the caller's own key; `clock` shifts its issue time;
+    `bind` = (method, path, body) signs it for another request than the one sent."""
+
+    suite: Suite
+    caller: str
+    audience: str
+    user_id: str | None = None
+    session_id: str | None = None
+    key: str | None = None
+    clock: float = 0.0
+    bind: tuple[str, str, bytes] | None = None
+
+    def sign(self, method: str, path: str, body: bytes) -> str:
+        private = (
+            parse_private_key(self.key) if self.key else suite_settings(self.suite).private_key(self.caller)
+        )
+        issuer = InternalCredentials(self.caller, private, clock=lambda: time.time() + self.clock)
+        method, path, body = self.bind or (method, path, body)
+        return issuer.issue(self.audience, method, path, body, self.user_id, self.session_id)
+
+
 def credential_headers(
-    suite: Suite, caller: str, audience: str, user_id: str | None = None, session_id: str | None = None
-) -> dict[str, str]:
-    token = InternalCredentials(suite.env["INTERNAL_AUTH_SECRET"]).issue(
-        caller, audience, user_id, session_id
-    )
-    return {CREDENTIAL_HEADER: token}
+    suite: Suite, caller: str, audience: str, user_id: str | None = None, session_id: str | None = None, **how
+) -> dict[str, Unsigned]:
+    """The credential header of `caller` (signed with its own key) for a `direct()` request."""
+    return {CREDENTIAL_HEADER: Unsigned(suite, caller, audience, user_id, session_id, **how)}
+
+
+def request_body(kwargs: dict) -> bytes:
+    """The exact bytes `direct()` sends (a `json=` body is serialised here, so it can be signed)."""
+    if kwargs.get("json") is not None:
+        kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
+        kwargs.setdefault("headers", {})
+        kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
+    kwargs.pop("json", None)
+    body = kwargs.get("data") or b""
+    return body.encode() if isinstance(body, str) else body
 
 
 def direct(suite: Suite, service: str, method: str, path: str, **kwargs) -> requests.Response:
-    """A request straight to a service's port (not through the gateway)."""
+    """A request straight to a service's port (not through the gateway); an `Unsigned` header value
+    is signed for exactly this request."""
     kwargs.setdefault("timeout", 30)
+    kwargs["headers"] = dict(kwargs.get("headers") or {})
+    body = request_body(kwargs)
+    for name, value in list(kwargs["headers"].items()):
+        if isinstance(value, Unsigned):
+            kwargs["headers"][name] = value.sign(method, path, body)
     return requests.request(method, suite.url(service) + path, **kwargs)
 
 

@@ -233,7 +233,10 @@ def env_secrets(suite) -> dict[str, str]:
         "APP_ENCRYPTION_KEY (url-safe)": base64.urlsafe_b64encode(raw).decode(),
         "APP_ENCRYPTION_KEY (hex)": raw.hex(),
         "APP_AUTH_SECRET": suite.env["APP_AUTH_SECRET"],
-        "INTERNAL_AUTH_SECRET": suite.env["INTERNAL_AUTH_SECRET"],
+        **{
+            f"{name}_SIGNING_KEY": suite.env[f"{name}_SIGNING_KEY"]
+            for name in ("GATEWAY", "AUTH", "KEYS", "CHAT", "QUOTA")
+        },
         "PASSWORD_PEPPER": suite.env["PASSWORD_PEPPER"],
         "GROQ_API_KEY": suite.env["GROQ_API_KEY"],
     }

@@ -1,19 +1,21 @@
-"""The internal credential at each service port: only a fresh credential signed with our secret,
-for that very service, is accepted; and the gateway cannot be steered into a service's internal routes.
+"""The internal credential at each service port: only a fresh credential signed with the caller's
+own key, by a caller the service names, for that very service, method, path and body, used once, is
+accepted; and the gateway cannot be steered into a service's internal routes.
 """
 
 from __future__ import annotations
 
-import time
+import json
 import uuid
 
 import pytest
 
 from shared.internal_auth import HEADER as CREDENTIAL_HEADER
-from shared.internal_auth import InternalCredentials
+from shared.signing import new_private_key
 from tests.conftest import unique_email
 from tests.security.conftest import (
     SERVICES,
+    Unsigned,
     credential_headers,
     direct,
     dump_database,
@@ -53,29 +55,39 @@ def endpoints(
     }
 
 
-def bad_credentials(suite, caller: str, service: str, user_id: str, session_id: str) -> dict[str, dict]:
-    secret = suite.env["INTERNAL_AUTH_SECRET"]
-    good = InternalCredentials(secret).issue(caller, service, user_id, session_id)
+def bad_credentials(
+    suite, caller: str, service: str, user_id: str, session_id: str, method: str, path: str, body: bytes
+) -> dict[str, dict]:
     other_service = next(s for s in (*SERVICES, "gateway") if s not in (service, caller))
+    # A service `service` does not accept at all (keys calls no one; gateway is accepted everywhere).
+    uninvited = "keys" if service != "keys" else "quota"
+    impostor_key = suite.env["GATEWAY_SIGNING_KEY"] if caller != "gateway" else suite.env["CHAT_SIGNING_KEY"]
+    good = Unsigned(suite, caller, service, user_id, session_id).sign(method, path, body)
+    other_method = "DELETE" if method != "DELETE" else "GET"
+
+    def signed(**how) -> dict:
+        return {CREDENTIAL_HEADER: Unsigned(suite, caller, service, user_id, session_id, **how)}
+
     return {
         "none": {},
         "empty": {CREDENTIAL_HEADER: ""},
         "garbage": {CREDENTIAL_HEADER: "not-a-credential"},
-        "forged (another secret)": {
-            CREDENTIAL_HEADER: InternalCredentials("x" * 64).issue(caller, service, user_id, session_id)
+        "forged (another key)": signed(key=new_private_key()),
+        # A breached gateway (or chat) signing as another service with its own key.
+        "signed by another service's key": signed(key=impostor_key),
+        "from a service this one does not accept": {
+            CREDENTIAL_HEADER: Unsigned(suite, uninvited, service, user_id, session_id)
         },
         "tampered signature": {CREDENTIAL_HEADER: good[:-2] + ("AA" if not good.endswith("AA") else "BB")},
-        "expired": {
-            CREDENTIAL_HEADER: InternalCredentials(secret, clock=lambda: time.time() - 3600).issue(
-                caller, service, user_id, session_id
-            )
-        },
+        "expired": signed(clock=-3600),
+        "issued in the future": signed(clock=3600),
         "for another service": {
-            CREDENTIAL_HEADER: InternalCredentials(secret).issue(caller, other_service, user_id, session_id)
+            CREDENTIAL_HEADER: Unsigned(suite, caller, other_service, user_id, session_id)
         },
-        "for the caller itself": {
-            CREDENTIAL_HEADER: InternalCredentials(secret).issue(caller, caller, user_id, session_id)
-        },
+        "for the caller itself": {CREDENTIAL_HEADER: Unsigned(suite, caller, caller, user_id, session_id)},
+        "for another path": signed(bind=(method, path + "x", body)),
+        "for another method": signed(bind=(other_method, path, body)),
+        "for another body": signed(bind=(method, path, body + b" ")),
         "valid, but as a bearer token": {"Authorization": f"Bearer {good}"},
         "identity headers only": {"X-User-Id": user_id, "X-KeyLM-Service": caller, "X-KeyLM-User": user_id},
     }
@@ -89,7 +101,9 @@ def test_every_service_refuses_anything_but_a_valid_credential_for_itself(sec_su
     before = dump_database(sec_suite, [service])
 
     for caller, method, path, body in endpoints(user_id, session_id, client.user["email"])[service]:
-        for name, headers in bad_credentials(sec_suite, caller, service, user_id, session_id).items():
+        sent = json.dumps(body).encode() if body is not None else b""
+        bad = bad_credentials(sec_suite, caller, service, user_id, session_id, method, path, sent)
+        for name, headers in bad.items():
             response = direct(sec_suite, service, method, path, json=body, headers=headers)
             assert response.status_code == 401, (service, method, path, name, response.text)
             assert response.json()["error"]["code"] == "unauthenticated"
@@ -98,9 +112,15 @@ def test_every_service_refuses_anything_but_a_valid_credential_for_itself(sec_su
 
     for caller, method, path, body in endpoints(user_id, session_id, client.user["email"])[service]:
         headers = credential_headers(sec_suite, caller, service, user_id, session_id)
-        response = direct(sec_suite, service, method, path, json=body, headers=headers)
+        sent = json.dumps(body).encode() if body is not None else b""
+        signed = {CREDENTIAL_HEADER: headers[CREDENTIAL_HEADER].sign(method, path, sent)}
+        response = direct(sec_suite, service, method, path, json=body, headers=signed)
         assert response.status_code != 401, (service, method, path, response.text)
         assert response.status_code < 500, (service, method, path, response.text)
+        # The same credential a second time: refused, whatever the first one did.
+        replayed = direct(sec_suite, service, method, path, json=body, headers=signed)
+        assert replayed.status_code == 401, (service, method, path, "replayed", replayed.text)
+        assert replayed.json()["error"]["code"] == "unauthenticated"
 
 
 def test_a_bad_credential_has_no_side_effect_anywhere(sec_suite):
@@ -108,7 +128,7 @@ def test_a_bad_credential_has_no_side_effect_anywhere(sec_suite):
     client = signed_in_client(sec_suite)
     user_id = client.user["id"]
     email = unique_email("forged")
-    forged = InternalCredentials("y" * 64)
+    forged_key = new_private_key()
     writes = [
         ("auth", "POST", "/api/auth/register", {"email": email, "password": "correct horse battery"}),
         ("auth", "POST", "/api/auth/password-reset/request", {"email": client.user["email"]}),
@@ -119,8 +139,8 @@ def test_a_bad_credential_has_no_side_effect_anywhere(sec_suite):
     before = dump_database(sec_suite)
     for service, method, path, body in writes:
         for headers in (
-            {CREDENTIAL_HEADER: forged.issue("chat", service, user_id)},
-            {CREDENTIAL_HEADER: forged.issue("gateway", service, user_id)},
+            credential_headers(sec_suite, "chat", service, user_id, key=forged_key),
+            credential_headers(sec_suite, "gateway", service, user_id, key=forged_key),
         ):
             response = direct(sec_suite, service, method, path, json=body, headers=headers)
             assert response.status_code == 401, (service, path, response.text)

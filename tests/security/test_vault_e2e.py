@@ -246,15 +246,22 @@ def test_only_chat_service_may_read_a_plaintext_key(sec_suite):
         "no credential": (resolve({}), 401),
         "chat without a user": (resolve(credential_headers(sec_suite, "chat", "keys")), 401),
     }
-    for caller in ("gateway", "quota", "auth", "keys"):
+    # The gateway is a caller keys accepts, but not here (403); quota, auth and keys itself are no
+    # callers of keys: their own signed credentials are refused before any route (401).
+    for caller, status in (("gateway", 403), ("quota", 401), ("auth", 401), ("keys", 401)):
         headers = credential_headers(sec_suite, caller, "keys", user_id, str(uuid.uuid4()))
-        refused[caller] = (resolve(headers), 403)
-        refused[f"{caller} without a user"] = (resolve(credential_headers(sec_suite, caller, "keys")), 403)
+        refused[caller] = (resolve(headers), status)
+        refused[f"{caller} without a user"] = (resolve(credential_headers(sec_suite, caller, "keys")), status)
+    # A breached gateway cannot pass for chat: a credential naming chat but signed with its key.
+    impostor = credential_headers(
+        sec_suite, "chat", "keys", user_id, key=sec_suite.env["GATEWAY_SIGNING_KEY"]
+    )
+    refused["gateway signing as chat"] = (resolve(impostor), 401)
     for who, (response, status) in refused.items():
         assert response.status_code == status, (who, response.status_code, response.text)
         assert key["apiKey"] not in response.text and "apiKey" not in response.text, who
     # The same holds for the other chat-only endpoint: it cannot be used to flip a key's status.
-    for caller in ("gateway", "quota", "auth"):
+    for caller, status in (("gateway", 403), ("quota", 401), ("auth", 401)):
         response = direct(
             sec_suite,
             "keys",
@@ -263,7 +270,7 @@ def test_only_chat_service_may_read_a_plaintext_key(sec_suite):
             json={"reason": "auth_failed", "markInvalid": True},
             headers=credential_headers(sec_suite, caller, "keys", user_id),
         )
-        assert response.status_code == 403, (caller, response.text)
+        assert response.status_code == status, (caller, response.text)
     assert list_keys(client, "groq")[0]["status"] == "active"
 
     allowed = resolve(credential_headers(sec_suite, "chat", "keys", user_id))

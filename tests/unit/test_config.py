@@ -7,9 +7,10 @@ import secrets
 
 import pytest
 
-from shared.config import ConfigError, load_settings
+from shared.config import SERVICE_NAMES, ConfigError, load_settings
+from shared.signing import new_private_key, parse_private_key, public_key_text
 
-REQUIRED_SECRETS = ("APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "PASSWORD_PEPPER", "APP_ENCRYPTION_KEY")
+REQUIRED_SECRETS = ("APP_AUTH_SECRET", "PASSWORD_PEPPER", "APP_ENCRYPTION_KEY")
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def env(tmp_path) -> dict[str, str]:
     """The smallest valid environment: the four required secrets (everything else defaults)."""
     return {
         "APP_AUTH_SECRET": secrets.token_hex(32),
-        "INTERNAL_AUTH_SECRET": secrets.token_hex(32),
+        "CHAT_SIGNING_KEY": new_private_key(),
         "PASSWORD_PEPPER": secrets.token_hex(32),
         "APP_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "KEYLM_VAR_DIR": str(tmp_path / "var"),
@@ -86,7 +87,7 @@ def test_bad_encryption_key_must_be_32_bytes_base64(env, name, bad_key):
     assert problems[0].startswith(f"{name} must be 32 bytes, base64")
 
 
-@pytest.mark.parametrize("name", ["APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET"])
+@pytest.mark.parametrize("name", ["APP_AUTH_SECRET"])
 def test_short_hmac_secret_is_refused(env, name):
     env[name] = "x" * 31
 
@@ -163,7 +164,7 @@ def test_several_problems_are_reported_together(env):
 
 @pytest.mark.parametrize(
     "name",
-    ["APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY", "DATABASE_URL", "SMTP_URL"],
+    ["APP_AUTH_SECRET", "CHAT_SIGNING_KEY", "APP_ENCRYPTION_KEY", "DATABASE_URL", "SMTP_URL"],
 )
 def test_config_error_never_echoes_the_rejected_value(env, name):
     rejected = "mysql://keylm:Pa55w0rd-in-url@db/keylm" if name.endswith("_URL") else "short-but-secret-value"
@@ -285,7 +286,7 @@ def test_settings_repr_holds_no_secret(env):
 
     secret_texts = [
         env["APP_AUTH_SECRET"],
-        env["INTERNAL_AUTH_SECRET"],
+        env["CHAT_SIGNING_KEY"],
         env["APP_ENCRYPTION_KEY"],
         previous_key,
         env["GROQ_API_KEY"],
@@ -392,17 +393,22 @@ def test_uses_redis_only_for_a_real_redis_url(env, url, expected):
 
 # Each service requires only its own secrets, so a deployment can hand each one only those.
 SERVICE_SECRETS = {
-    "gateway": {"APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET"},
-    "auth": {"APP_AUTH_SECRET", "INTERNAL_AUTH_SECRET", "PASSWORD_PEPPER"},
-    "keys": {"INTERNAL_AUTH_SECRET", "APP_ENCRYPTION_KEY"},
-    "chat": {"INTERNAL_AUTH_SECRET"},
-    "quota": {"INTERNAL_AUTH_SECRET"},
+    "gateway": {"APP_AUTH_SECRET", "GATEWAY_SIGNING_KEY"},
+    "auth": {"PASSWORD_PEPPER", "AUTH_SIGNING_KEY"},
+    "keys": {"APP_ENCRYPTION_KEY", "KEYS_SIGNING_KEY"},
+    "chat": {"CHAT_SIGNING_KEY"},
+    "quota": {"QUOTA_SIGNING_KEY"},
     "migrate": set(),
 }
 
 
+def with_every_signing_key(env: dict[str, str]) -> dict[str, str]:
+    return {**env, **{f"{name.upper()}_SIGNING_KEY": new_private_key() for name in SERVICE_NAMES}}
+
+
 @pytest.mark.parametrize("service", sorted(SERVICE_SECRETS))
 def test_service_starts_with_only_its_own_secrets(env, service):
+    env = with_every_signing_key(env)
     for name in set(REQUIRED_SECRETS) - SERVICE_SECRETS[service]:
         del env[name]
 
@@ -414,8 +420,40 @@ def test_service_starts_with_only_its_own_secrets(env, service):
 
 @pytest.mark.parametrize("service", sorted(SERVICE_SECRETS))
 def test_service_still_refuses_a_missing_secret_of_its_own(env, service):
+    env = with_every_signing_key(env)
     for name in SERVICE_SECRETS[service]:
         without = {k: v for k, v in env.items() if k != name}
         with pytest.raises(ConfigError) as caught:
             load_settings(without, service=service)
         assert caught.value.problems == [f"{name} is required but not set"]
+
+
+@pytest.mark.parametrize("name", ["GATEWAY_SIGNING_KEY", "AUTH_SIGNING_KEY", "CHAT_SIGNING_KEY"])
+def test_malformed_signing_key_is_refused_naming_it(env, name):
+    env[name] = "not-an-ed25519-key"
+
+    problems = config_problems(env)
+
+    assert len(problems) == 1 and problems[0].startswith(f"{name} must be an Ed25519 private key")
+
+
+def test_missing_signing_key_fails_naming_the_services_own_variable(env):
+    settings = load_settings(env)
+
+    with pytest.raises(ConfigError) as caught:
+        settings.private_key("keys")
+    assert caught.value.problems == ["KEYS_SIGNING_KEY is required but not set"]
+    with pytest.raises(ConfigError) as caught:
+        settings.trusted_keys(["gateway", "chat"])
+    assert caught.value.problems == ["GATEWAY_PUBLIC_KEYS is required but not set"]
+
+
+def test_public_keys_derive_from_the_signing_key_unless_listed(env):
+    derived = public_key_text(parse_private_key(env["CHAT_SIGNING_KEY"]))
+    assert load_settings(env).public_keys["chat"] == (derived,)
+
+    listed = [public_key_text(parse_private_key(new_private_key())) for _ in range(2)]
+    env["CHAT_PUBLIC_KEYS"] = ",".join(listed)
+    assert load_settings(env).public_keys["chat"] == tuple(listed)
+    env["CHAT_PUBLIC_KEYS"] = listed[0] + ",bad"
+    assert config_problems(env)[0].startswith("CHAT_PUBLIC_KEYS must list Ed25519 public keys")

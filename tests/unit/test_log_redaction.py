@@ -110,7 +110,7 @@ def configured_secrets(tmp_path) -> dict[str, str]:
     settings = make_settings(tmp_path / "var", APP_ENCRYPTION_KEY_PREVIOUS=previous)
     return {
         "APP_AUTH_SECRET": settings.auth_secret,
-        "INTERNAL_AUTH_SECRET": settings.internal_secret,
+        **{f"{name.upper()}_SIGNING_KEY": key for name, key in settings.signing_keys.items()},
         "PASSWORD_PEPPER": settings.password_pepper,
         "GROQ_API_KEY": settings.groq_api_key,  # `gsk_test_...`: not the shape of a real Groq key
         "APP_ENCRYPTION_KEY": base64.b64encode(settings.encryption_key).decode(),
@@ -123,7 +123,11 @@ def configured_secrets(tmp_path) -> dict[str, str]:
     "name",
     [
         "APP_AUTH_SECRET",
-        "INTERNAL_AUTH_SECRET",
+        "GATEWAY_SIGNING_KEY",
+        "AUTH_SIGNING_KEY",
+        "KEYS_SIGNING_KEY",
+        "CHAT_SIGNING_KEY",
+        "QUOTA_SIGNING_KEY",
         "PASSWORD_PEPPER",
         "GROQ_API_KEY",
         "APP_ENCRYPTION_KEY",
@@ -144,7 +148,7 @@ def test_exact_configured_secret_is_masked(json_log, configured_secrets, name):
 
 
 def test_traceback_holding_a_secret_is_masked(json_log, configured_secrets):
-    secret = configured_secrets["INTERNAL_AUTH_SECRET"]
+    secret = configured_secrets["CHAT_SIGNING_KEY"]
     log = json_log(secrets=configured_secrets["_secret_values"])
 
     try:

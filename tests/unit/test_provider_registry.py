@@ -22,10 +22,9 @@ each_spec = pytest.mark.parametrize("spec", list(SPECS.values()), ids=list(SPECS
 
 @pytest.fixture
 def env_minimal(tmp_path) -> dict[str, str]:
-    """The four required secrets; every provider variable left to its default."""
+    """The required secrets; every provider variable left to its default."""
     return {
         "APP_AUTH_SECRET": secrets.token_hex(32),
-        "INTERNAL_AUTH_SECRET": secrets.token_hex(32),
         "PASSWORD_PEPPER": secrets.token_hex(32),
         "APP_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "KEYLM_VAR_DIR": str(tmp_path / "var"),

@@ -135,8 +135,9 @@ def test_request_id_is_forwarded_to_other_services_with_a_credential(app):
 
     with app.test_request_context("/hello", headers={"X-Request-Id": "follow-me-7"}):
         app.preprocess_request()
-        headers = client.headers("auth", user_id="u-1", session_id="s-1")
+        headers = client.headers("auth", "GET", "/internal/x", user_id="u-1", session_id="s-1")
 
     assert headers["X-Request-Id"] == "follow-me-7"
-    caller = InternalCredentials(settings.internal_secret).verify(headers[HEADER], audience="auth")
+    auth = InternalCredentials("auth", trusted=settings.trusted_keys(["gateway"]))
+    caller = auth.verify(headers[HEADER], method="GET", target="/internal/x", body=b"")
     assert (caller.service, caller.user_id, caller.session_id) == ("gateway", "u-1", "s-1")

@@ -1,4 +1,5 @@
-"""shared.tokens: HMAC-signed tokens with an expiry; salts keep session and internal tokens apart."""
+"""shared.tokens: signed tokens with an expiry. Sessions are Ed25519-signed by auth alone; HMAC
+salts keep the remaining kinds apart, and a session never passes as an internal credential."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from shared.internal_auth import InternalAuthFailed, InternalCredentials
-from shared.tokens import SignedTokenCodec, TokenExpired, TokenInvalid, session_codec
+from shared.tokens import SessionTokens, SignedTokenCodec, TokenExpired, TokenInvalid, session_codec
 from tests.unit.conftest import flip_high_bit
 
 SESSION_SALT = "keylm.session.v1"
@@ -21,8 +22,8 @@ def codec(secret, clock) -> SignedTokenCodec:
     return SignedTokenCodec(secret, salt=SESSION_SALT, clock=clock)
 
 
-def test_session_token_round_trips_its_payload(secret):
-    codec = session_codec(secret)
+def test_session_token_round_trips_its_payload(settings):
+    codec = session_codec(settings, signing=True)
 
     token = codec.encode({"uid": "user-1", "sid": "session-1"}, ttl_seconds=3600)
     payload = codec.decode(token)
@@ -125,15 +126,33 @@ def test_session_token_is_not_accepted_as_an_internal_token_even_with_the_same_s
         session.decode(internal_token)
 
 
-def test_session_cookie_is_refused_as_internal_credential_with_the_same_secret(secret):
-    cookie = session_codec(secret).encode({"uid": "u", "sid": "s", "iss": "gateway", "aud": "auth"}, 60)
+def test_session_cookie_is_refused_as_internal_credential_with_the_same_key(settings):
+    cookie = session_codec(settings, signing=True).encode(
+        {"uid": "u", "sid": "s", "iss": "auth", "aud": "keys", "mth": "GET", "tgt": "/x", "jti": "j"}, 60
+    )
+    keys = InternalCredentials("keys", trusted=settings.trusted_keys(["auth"]))
 
     with pytest.raises(InternalAuthFailed):
-        InternalCredentials(secret).verify(cookie, audience="auth")
+        keys.verify(cookie, method="GET", target="/x", body=b"")
 
 
-def test_internal_credential_is_refused_as_session_cookie_with_the_same_secret(secret):
-    credential = InternalCredentials(secret).issue("gateway", "auth", user_id="u", session_id="s")
+def test_internal_credential_is_refused_as_session_cookie_with_the_same_key(settings):
+    credential = InternalCredentials("auth", settings.private_key("auth")).issue(
+        "gateway", "GET", "/", user_id="u", session_id="s"
+    )
 
     with pytest.raises(TokenInvalid):
-        session_codec(secret).decode(credential)
+        session_codec(settings).decode(credential)
+
+
+def test_session_signed_by_another_services_key_is_refused(settings):
+    """Only auth signs sessions: the gateway's own key (or any other) makes no valid cookie."""
+    forged = SessionTokens(settings.private_key("gateway"), []).encode({"uid": "u", "sid": "s"}, 60)
+
+    with pytest.raises(TokenInvalid):
+        session_codec(settings).decode(forged)
+
+
+def test_the_verifying_side_cannot_sign_sessions(settings):
+    with pytest.raises(RuntimeError):
+        session_codec(settings).encode({"uid": "u", "sid": "s"}, 60)
