@@ -457,3 +457,11 @@ def test_public_keys_derive_from_the_signing_key_unless_listed(env):
     assert load_settings(env).public_keys["chat"] == tuple(listed)
     env["CHAT_PUBLIC_KEYS"] = listed[0] + ",bad"
     assert config_problems(env)[0].startswith("CHAT_PUBLIC_KEYS must list Ed25519 public keys")
+
+
+def test_settings_to_migrate_need_no_secret_and_trust_no_caller(tmp_path):
+    settings = load_settings({"KEYLM_VAR_DIR": str(tmp_path)}, service="migrate")
+
+    assert settings.migrate_only
+    assert settings.trusted_keys(["gateway", "auth"]) == {"gateway": (), "auth": ()}
+    assert settings.private_key("chat") is not None  # a throwaway key: nobody accepts it
