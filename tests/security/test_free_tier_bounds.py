@@ -46,6 +46,8 @@ def sec_suite(request, tmp_path_factory):
         FREE_MAX_MESSAGE_CHARS=str(MAX_MESSAGE_CHARS),
         FREE_MAX_HISTORY_CHARS=str(MAX_HISTORY_CHARS),
         FREE_USER_DAILY_TOKENS=str(DAILY_TOKENS),
+        # Concurrent sends of one user test the token budget here, not the cap on open streams.
+        MAX_STREAMS_PER_USER="1000",
     )
     suite.backend = request.param  # type: ignore[attr-defined]
     return suite
