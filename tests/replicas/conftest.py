@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from runner.suite import APPS, Suite, free_port, migrate_all, simulator_base_urls
+from runner.suite import APPS, Suite, free_ports, migrate_all, simulator_base_urls
 from tests.conftest import base_env, unavailable
 from tests.e2e.conftest import Browserless
 
@@ -160,8 +160,8 @@ def replica_suite(request, tmp_path_factory, new_postgres_database, redis_url) -
     if haproxy is None:
         unavailable("haproxy is not installed (make system-deps installs Debian's package)")
     var_dir = tmp_path_factory.mktemp("replicas")
-    ports = {name: free_port() for service in REPLICAS for name in [service, *slots(service)]}
-    ports["simulator"] = free_port()
+    names = [name for service in REPLICAS for name in [service, *slots(service)]] + ["simulator"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     gateway_url = f"http://127.0.0.1:{ports['gateway']}"
     clock_file = var_dir / "now"
     clock_file.write_text(QUOTA_DAY)
