@@ -168,27 +168,10 @@ def mail_password_reset(settings: Settings, email: str) -> None:
 def confirm_password_reset(settings: Settings, token: str, new_password: str) -> None:
     """Spend the token and every other unused one of that user, set the password, end every session."""
     now = utcnow()
-    # One conditional UPDATE spends the token, so two concurrent confirms cannot both succeed.
-    user_id = db.session.scalar(
-        sa.update(PasswordResetToken)
-        .where(
-            PasswordResetToken.token_hash == _hash_token(token),
-            PasswordResetToken.used_at.is_(None),
-            PasswordResetToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(PasswordResetToken.user_id)
-    )
+    user_id = _spend_tokens(PasswordResetToken, token, now)
     if user_id is None:
         db.session.rollback()
         raise InvalidResetToken()
-    # Every other outstanding link of this user dies with this one: a second mailed token must not
-    # set the password again (an attacker holding an older mail would otherwise win it back).
-    db.session.execute(
-        sa.update(PasswordResetToken)
-        .where(PasswordResetToken.user_id == user_id, PasswordResetToken.used_at.is_(None))
-        .values(used_at=now)
-    )
     db.session.execute(
         sa.update(User)
         .where(User.id == user_id)
@@ -201,6 +184,26 @@ def confirm_password_reset(settings: Settings, token: str, new_password: str) ->
     )
     db.session.commit()
     logger.info("password reset; all sessions ended", extra={"user_id": user_id})
+
+
+def _spend_tokens(
+    model: type[PasswordResetToken] | type[EmailVerificationToken], token: str, now
+) -> str | None:
+    """Spend a live token and every other unused one of its user; that user's id, or None.
+
+    One conditional UPDATE spends the token, so of two concurrent confirms only one wins; the
+    user's other links die with it (an older mailed link must not act again)."""
+    user_id = db.session.scalar(
+        sa.update(model)
+        .where(model.token_hash == _hash_token(token), model.used_at.is_(None), model.expires_at > now)
+        .values(used_at=now)
+        .returning(model.user_id)
+    )
+    if user_id is not None:
+        db.session.execute(
+            sa.update(model).where(model.user_id == user_id, model.used_at.is_(None)).values(used_at=now)
+        )
+    return user_id
 
 
 # --- email confirmation -------------------------------------------------------------------------
@@ -223,17 +226,7 @@ def request_email_verification(settings: Settings, user_id: str) -> None:
 def confirm_email_verification(token: str) -> User:
     """Spend the token (once) and mark its user's email confirmed; 400 invalid_token otherwise."""
     now = utcnow()
-    # One conditional UPDATE spends the token: of two concurrent confirms, one wins.
-    user_id = db.session.scalar(
-        sa.update(EmailVerificationToken)
-        .where(
-            EmailVerificationToken.token_hash == _hash_token(token),
-            EmailVerificationToken.used_at.is_(None),
-            EmailVerificationToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(EmailVerificationToken.user_id)
-    )
+    user_id = _spend_tokens(EmailVerificationToken, token, now)
     if user_id is None:
         db.session.rollback()
         raise InvalidVerificationToken()
@@ -241,12 +234,6 @@ def confirm_email_verification(token: str) -> User:
         sa.update(User)
         .where(User.id == user_id, User.email_verified_at.is_(None))
         .values(email_verified_at=now)
-    )
-    # The user's other links have nothing left to confirm: spend them too.
-    db.session.execute(
-        sa.update(EmailVerificationToken)
-        .where(EmailVerificationToken.user_id == user_id, EmailVerificationToken.used_at.is_(None))
-        .values(used_at=now)
     )
     db.session.commit()
     logger.info("email confirmed", extra={"user_id": user_id})
