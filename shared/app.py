@@ -143,6 +143,16 @@ def _register_nul_path_guard(app: Flask) -> None:
             raise NotFound()
 
 
+def _database_status() -> str:
+    """ "ok" or "down": any failure means not healthy (or not ready), never a 500."""
+    try:
+        check_database()
+    except Exception as exc:
+        logger.warning("database check failed: %s", type(exc).__name__)
+        return "down"
+    return "ok"
+
+
 def _register_health(
     app: Flask,
     name: str,
@@ -152,14 +162,7 @@ def _register_health(
 ) -> None:
     @app.get("/healthz")
     def healthz():
-        checks: dict[str, str] = {}
-        if has_db:
-            try:
-                check_database()
-                checks["database"] = "ok"
-            except Exception as exc:  # any failure means "not healthy", never a 500
-                logger.warning("health check: database failed: %s", type(exc).__name__)
-                checks["database"] = "down"
+        checks: dict[str, str] = {"database": _database_status()} if has_db else {}
         if health_check:
             checks.update(health_check())
         healthy = all(value == "ok" for value in checks.values())
@@ -185,14 +188,7 @@ def _register_readiness(
 
     @app.get("/readyz")
     def readyz():
-        checks: dict[str, str] = {}
-        if has_db:
-            try:
-                check_database()
-                checks["database"] = "ok"
-            except Exception as exc:  # any failure means "not ready", never a 500
-                logger.warning("readiness: database failed: %s", type(exc).__name__)
-                checks["database"] = "down"
+        checks: dict[str, str] = {"database": _database_status()} if has_db else {}
         client = redis_client(settings)
         if client is not None:
             try:
